@@ -1,0 +1,1 @@
+"""Driver-side code: the CLI, spec validation, sweeps, MLflow tracking and promotion."""

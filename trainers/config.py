@@ -1,0 +1,119 @@
+"""The worker-facing part of the spec: every knob a training job reads, declared once.
+
+The orchestrator's full spec embeds these models unchanged, so the object that the CLI
+validates is the one a Ray Train worker receives (as a dict, re-validated on arrival).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+DatasetFormat = Literal["arid", "arid_v1_5", "ug2", "dark48", "csv"]
+EnhancementName = Literal["identity", "gic", "he", "gic_he", "zero_dce"]
+Arch = Literal["tiny", "r3d_18", "mc3_18", "r2plus1d_18", "r2plus1d_34"]
+
+
+class StrictModel(BaseModel):
+    """Rejects unknown keys so that a typo in a spec fails loudly instead of being ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatasetConfig(StrictModel):
+    format: DatasetFormat = Field(description="On-disk layout of the dataset's lists.")
+    root: Path = Field(description="Dataset root; videos are resolved relative to it.")
+    split: int = Field(1, ge=1, le=3, description="Official split number (ARID, Dark-48).")
+    train_list: Path | None = Field(None, description="Override the training list file.")
+    val_list: Path | None = Field(None, description="Validation list; default: held out.")
+    test_list: Path | None = Field(None, description="Override the test list file.")
+    val_fraction: float = Field(
+        0.1, gt=0, lt=1, description="Share of the training list held out when no val_list."
+    )
+    max_bad_fraction: float = Field(
+        0.05, ge=0, le=1, description="A job fails when more than this share of clips is bad."
+    )
+    num_workers: int = Field(2, ge=0, description="DataLoader processes per Train worker.")
+
+
+class ClipConfig(StrictModel):
+    num_frames: int = Field(16, ge=1, description="Frames per clip.")
+    stride: int = Field(2, ge=1, description="Temporal stride between sampled frames.")
+    crop_size: int = Field(112, ge=8, description="Square spatial size fed to the model.")
+    min_scale: float = Field(0.35, gt=0, le=1, description="Random resized crop area range.")
+    test_windows: int = Field(3, ge=1, description="Evenly spaced windows in multi-view test.")
+    mean: tuple[float, float, float] = (0.43216, 0.394666, 0.37645)
+    std: tuple[float, float, float] = (0.22803, 0.22145, 0.216989)
+
+
+class EnhancementConfig(StrictModel):
+    name: EnhancementName = "gic"
+    gamma: float = Field(2.0, gt=0, description="Gamma for gic / gic_he (>1 brightens).")
+    zero_dce_weights: Path | None = Field(None, description="Local Zero-DCE weights file.")
+
+    def params(self) -> dict[str, Any]:
+        """The parameters that actually influence this enhancement (for fingerprints, build)."""
+        if self.name in ("gic", "gic_he"):
+            return {"gamma": self.gamma}
+        if self.name == "zero_dce":
+            return {"weights": str(self.zero_dce_weights) if self.zero_dce_weights else None}
+        return {}
+
+
+class ModelConfig(StrictModel):
+    arch: Arch = "r2plus1d_18"
+    pretrained: Path | None = Field(None, description="Local VideoResNet state_dict to start from.")
+    channels_last: bool = Field(False, description="channels_last_3d memory format (GPU).")
+    compile: bool = Field(False, description="torch.compile the model (GPU).")
+
+
+class OptimConfig(StrictModel):
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum.")
+    epochs: int = Field(10, ge=1)
+    batch_size: int = Field(8, ge=1, description="Micro-batch per worker.")
+    grad_accum: int = Field(1, ge=1)
+    grad_clip: float = Field(1.0, ge=0, description="0 disables clipping.")
+    warmup_epochs: float = Field(1.0, ge=0)
+    zero_stage: int = Field(0, ge=0, le=2, description="DeepSpeed ZeRO stage.")
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="auto = bf16 on GPU, fp32 on CPU."
+    )
+
+
+class RoleConfig(StrictModel):
+    """One side of the distillation pair: what network it is and how it is optimised."""
+
+    model: ModelConfig = ModelConfig()
+    optim: OptimConfig = OptimConfig()
+
+
+class DistillConfig(StrictModel):
+    temperature: float = Field(4.0, gt=0)
+    alpha: float = Field(0.5, ge=0, le=1)
+
+
+class JobConfig(StrictModel):
+    """Everything one Train job (teacher or student) needs; sent to every worker."""
+
+    role: Literal["teacher", "student"]
+    dataset: DatasetConfig
+    clip: ClipConfig = ClipConfig()
+    enhancement: EnhancementConfig = EnhancementConfig()
+    model: ModelConfig = ModelConfig()
+    optim: OptimConfig = OptimConfig()
+    distill: DistillConfig = DistillConfig()
+    teacher_dir: Path | None = Field(None, description="Exported teacher (student role).")
+    deepspeed: dict[str, Any] = Field(default_factory=dict)
+    seed: int = 0
+    fail_at_epoch: int | None = Field(None, description="Testing aid: raise after this epoch.")
+
+    @model_validator(mode="after")
+    def _student_has_teacher(self) -> JobConfig:
+        if self.role == "student" and self.distill.alpha > 0 and self.teacher_dir is None:
+            raise ValueError("a student with alpha > 0 needs teacher_dir (an exported teacher)")
+        return self

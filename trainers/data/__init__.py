@@ -1,0 +1,1 @@
+"""Dark-video data: manifests, clip sampling, decoding, synthetic data and file checks."""
