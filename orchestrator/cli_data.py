@@ -22,7 +22,7 @@ def synth(
     val_per_class: int = typer.Option(4),
     test_per_class: int = typer.Option(4),
     frames: int = typer.Option(16, help="Frames per video."),
-    size: int = typer.Option(32, help="Frame height and width (even)."),
+    size: int = typer.Option(64, help="Frame height and width (multiple of 16, >= 64)."),
     seed: int = typer.Option(0),
 ) -> None:
     """Write a synthetic dark action dataset (real H.264 files, generic-CSV lists)."""

@@ -11,10 +11,10 @@ from trainers.data.synth import SynthConfig, synthesize
 
 @pytest.fixture(scope="session")
 def synth_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny synthetic dark dataset: 4 classes, 16x32x32 H.264 clips, generic-CSV lists."""
+    """A tiny synthetic dark dataset: 4 classes, 16x64x64 H.264 clips, generic-CSV lists."""
     root = tmp_path_factory.mktemp("synth")
     synthesize(root, SynthConfig(num_classes=4, train_per_class=8, val_per_class=2,
-                                 test_per_class=2, frames=16, size=32, seed=0))  # fmt: skip
+                                 test_per_class=2, frames=16, size=64, seed=0))  # fmt: skip
     return root
 
 

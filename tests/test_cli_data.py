@@ -16,7 +16,7 @@ def test_synth_then_check_passes(tmp_path: Path) -> None:
     out = tmp_path / "d"
     result = runner.invoke(app, ["data", "synth", str(out), "--classes", "2", "--train-per-class",
                                  "2", "--val-per-class", "1", "--test-per-class", "1",
-                                 "--frames", "6", "--size", "16"])  # fmt: skip
+                                 "--frames", "6", "--size", "64"])  # fmt: skip
     assert result.exit_code == 0, result.output
     result = runner.invoke(app, ["data", "check", str(out)])
     assert result.exit_code == 0, result.output

@@ -21,7 +21,7 @@ def first_video(root: Path) -> Path:
 def test_decodes_with_decord_to_requested_shape(synth_root: Path) -> None:
     reader = decord.VideoReader(str(first_video(synth_root)))
     frames = reader.get_batch(list(range(len(reader)))).asnumpy()
-    assert frames.shape == (16, 32, 32, 3)
+    assert frames.shape == (16, 64, 64, 3)
 
 
 def test_decodes_with_pyav_as_h264(synth_root: Path) -> None:
@@ -29,7 +29,7 @@ def test_decodes_with_pyav_as_h264(synth_root: Path) -> None:
         stream = container.streams.video[0]
         assert stream.codec_context.name == "h264"
         frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
-    assert len(frames) == 16 and frames[0].shape == (32, 32, 3)
+    assert len(frames) == 16 and frames[0].shape == (64, 64, 3)
 
 
 def test_frames_are_dark_but_not_black(synth_root: Path) -> None:
@@ -58,7 +58,7 @@ def test_classes_differ_by_motion_only() -> None:
 
 def test_deterministic_by_seed(tmp_path: Path) -> None:
     cfg = SynthConfig(num_classes=2, train_per_class=1, val_per_class=1, test_per_class=1,
-                      frames=4, size=32, seed=5)  # fmt: skip
+                      frames=4, size=64, seed=5)  # fmt: skip
     synthesize(tmp_path / "a", cfg)
     synthesize(tmp_path / "b", cfg)
     for rel in ("videos/rise/train_rise_0000.mp4", "videos/fall/test_fall_0000.mp4"):
@@ -68,5 +68,5 @@ def test_deterministic_by_seed(tmp_path: Path) -> None:
 
 
 def test_rejects_odd_size(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="even"):
-        synthesize(tmp_path, SynthConfig(size=31))
+    with pytest.raises(ValueError, match="multiple of 16"):
+        synthesize(tmp_path, SynthConfig(size=48))

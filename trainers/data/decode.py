@@ -47,6 +47,7 @@ def read_frames(
         frames, n = _decode_sequential(path, reader, choose)
         windows = [np.minimum(w, n - 1) for w in choose(n)]
         return [frames[w] for w in windows], n
+    _check_shape(path, frames)
     lookup = {int(f): i for i, f in enumerate(wanted)}
     return [frames[[lookup[int(f)] for f in w]] for w in windows], n
 
@@ -64,4 +65,13 @@ def _decode_sequential(
             break
     if not frames:
         raise BadVideoError(path, "no decodable frames")
-    return np.stack(frames), len(frames)
+    stacked = np.stack(frames)
+    _check_shape(path, stacked)
+    return stacked, len(frames)
+
+
+def _check_shape(path: str, frames: np.ndarray) -> None:
+    """decord mis-strides some narrow widths (16 or 48 px; decord2 also 32, 96, 144) and
+    returns frames with 4 or 6 'channels': refuse them rather than train on garbage."""
+    if frames.ndim != 4 or frames.shape[-1] != 3:
+        raise BadVideoError(path, f"decoder returned malformed frames {frames.shape}")

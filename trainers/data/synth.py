@@ -25,7 +25,7 @@ class SynthConfig:
     val_per_class: int = 4
     test_per_class: int = 4
     frames: int = 16
-    size: int = 32
+    size: int = 64
     fps: int = 15
     gain: tuple[float, float] = (0.05, 0.09)  # scene brightness kept by the "sensor"
     seed: int = 0
@@ -105,8 +105,11 @@ def synthesize(out: Path, cfg: SynthConfig = SynthConfig()) -> dict[str, Path]:
     Deterministic: the same config and seed give byte-identical frames before encoding."""
     if not 2 <= cfg.num_classes <= len(MOTIONS):
         raise ValueError(f"num_classes must be in 2..{len(MOTIONS)}, got {cfg.num_classes}")
-    if cfg.size % 2:
-        raise ValueError(f"size must be even for yuv420p video, got {cfg.size}")
+    if cfg.size < 64 or cfg.size % 16:
+        raise ValueError(
+            f"size must be a multiple of 16 and at least 64 (decord mis-decodes some narrower"
+            f" widths), got {cfg.size}"
+        )
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     classes = list(MOTIONS[: cfg.num_classes])
