@@ -7,6 +7,7 @@ import logging
 import typer
 
 from orchestrator.cli_data import data_app, enhance_app
+from orchestrator.cli_train import train_app
 
 app = typer.Typer(
     help="Dual-Light Knowledge Distillation for dark-video action recognition.",
@@ -15,6 +16,7 @@ app = typer.Typer(
 )
 app.add_typer(data_app, name="data")
 app.add_typer(enhance_app, name="enhance")
+app.add_typer(train_app, name="train")
 
 
 @app.callback()

@@ -1,0 +1,117 @@
+"""`dlkdd train teacher|student SPEC`: one Ray Train + DeepSpeed job, tracked in MLflow."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from orchestrator import cluster, tracking
+from orchestrator.jobs import JobResult, run_job
+from orchestrator.progress import console
+from orchestrator.spec import Spec, SpecError, load_spec
+from trainers.config import JobConfig
+from trainers.export import read_meta
+
+train_app = typer.Typer(help="Train one teacher or one student.", no_args_is_help=True)
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    console.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
+    return typer.Exit(code)
+
+
+def spec_or_exit(path: Path) -> Spec:
+    try:
+        return load_spec(path)
+    except SpecError as err:
+        raise fail(str(err)) from None
+
+
+def run_tracked(spec: Spec, job: JobConfig, name: str, tags: dict[str, str]) -> JobResult:
+    """Checks MLflow first (nothing is trained if it is unusable), then runs and logs."""
+    try:
+        tracking.connect(spec.tracking.uri, spec.tracking.experiment)
+    except tracking.TrackingError as err:
+        raise fail(str(err)) from None
+    cluster.connect()
+    with tracking.job_run(name, job, tags) as run:
+        console.print(f"[bold]{name}[/bold]: MLflow run {run.info.run_id}")
+        result = run_job(job, spec.resources, spec.storage.resolved(), name)
+        tracking.log_result(result)
+    show(result)
+    if result.error:
+        raise fail(f"{name} failed: {result.error}", code=1)
+    return result
+
+
+def show(result: JobResult) -> None:
+    table = Table(title=result.name)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in sorted(result.final.items()):
+        if key not in ("done",):
+            table.add_row(key, f"{value:.4f}")
+    console.print(table)
+    if result.export_dir:
+        console.print(f"exported model: {result.export_dir}", soft_wrap=True)
+
+
+@train_app.command("teacher")
+def teacher(
+    spec_path: Path = typer.Argument(..., metavar="SPEC"),
+    enhancement: str | None = typer.Option(None, help="Overrides enhancement.name."),
+    name: str | None = typer.Option(None, help="Job name (same name + storage = resume)."),
+) -> None:
+    """Train a teacher on enhanced video."""
+    spec = spec_or_exit(spec_path)
+    try:
+        job = spec.job("teacher", enhancement)
+    except ValueError as err:
+        raise fail(str(err)) from None
+    if job.enhancement.name == "zero_dce" and job.enhancement.zero_dce_weights is None:
+        raise fail("zero_dce needs enhancement.zero_dce_weights (dlkdd enhance train-zero-dce)")
+    name = name or f"{spec.name}-teacher-{job.enhancement.name}"
+    run_tracked(spec, job, name, {"dlkdd.enhancement": job.enhancement.name})
+
+
+@train_app.command("student")
+def student(
+    spec_path: Path = typer.Argument(..., metavar="SPEC"),
+    teacher_ref: str | None = typer.Option(
+        None, "--teacher", help="Exported teacher directory or the teacher's MLflow run id."
+    ),
+    temperature: float | None = typer.Option(None, help="Overrides distill.temperature."),
+    alpha: float | None = typer.Option(None, help="Overrides distill.alpha (0 = no teacher)."),
+    name: str | None = typer.Option(None, help="Job name (same name + storage = resume)."),
+) -> None:
+    """Train a student on original video, distilling from a frozen teacher."""
+    spec = spec_or_exit(spec_path)
+    teacher_dir = resolve_teacher(spec, teacher_ref) if teacher_ref else None
+    try:
+        job = spec.job("student", None, teacher_dir, temperature, alpha)
+    except ValueError as err:
+        raise fail(str(err)) from None
+    tags = {"dlkdd.temperature": str(job.distill.temperature), "dlkdd.alpha": str(job.distill.alpha)}
+    if teacher_dir:
+        meta = read_meta(teacher_dir)
+        tags["dlkdd.enhancement"] = meta["input_enhancement"]["name"]
+        tags["dlkdd.teacher"] = str(teacher_ref)
+    t, a = job.distill.temperature, job.distill.alpha
+    run_tracked(spec, job, name or f"{spec.name}-student-T{t:g}-a{a:g}", tags)
+
+
+def resolve_teacher(spec: Spec, ref: str) -> Path:
+    """A local export directory as is; otherwise an MLflow run id, downloaded to storage."""
+    if (Path(ref) / "meta.json").is_file():
+        return Path(ref).resolve()
+    if Path(ref).exists():
+        raise fail(f"{ref}: not an exported model (no meta.json)")
+    try:
+        tracking.connect(spec.tracking.uri, spec.tracking.experiment)
+        dest = Path(spec.storage.resolved()) / "teachers" / ref
+        return tracking.download_export(ref, dest)
+    except Exception as err:
+        raise fail(f"teacher {ref!r} is neither an export directory nor an MLflow run: {err}") from None

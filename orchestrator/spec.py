@@ -1,0 +1,187 @@
+"""The experiment spec: one YAML, validated once at the edge, carried unchanged to workers.
+
+`Spec` embeds the worker-facing models of `trainers.config` and adds what only the driver
+needs (resources, tracking, storage, the sweep). `Spec.job(...)` derives the `JobConfig`
+that one Train job receives.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+
+from trainers.config import (
+    ClipConfig,
+    DatasetConfig,
+    DistillConfig,
+    EnhancementConfig,
+    EnhancementName,
+    JobConfig,
+    RoleConfig,
+    StrictModel,
+)
+
+
+class SpecError(ValueError):
+    """A spec that cannot run; the message names the file and the field."""
+
+
+class Resources(StrictModel):
+    num_workers: int = Field(2, ge=1, description="Ray Train workers per job.")
+    cpus_per_worker: int = Field(1, ge=1, description="Integer CPUs per worker (Ray wants ints).")
+    gpus_per_worker: int = Field(0, ge=0, description="Integer GPUs per worker.")
+    max_concurrent_trials: int | None = Field(
+        None, ge=1, description="Default: as many trials as the cluster's CPUs/GPUs fit."
+    )
+    max_failures: int = Field(1, ge=0, description="Worker failures a job survives (resumes).")
+
+
+class Tracking(StrictModel):
+    uri: str = Field("sqlite:///mlflow.db", description="MLflow tracking URI.")
+    experiment: str = "dlkdd"
+
+
+class Storage(StrictModel):
+    path: str = Field("dlkdd_runs", description="Checkpoints and exports: local, NFS or s3://.")
+
+    def resolved(self) -> str:
+        """Absolute: Ray workers do not share the driver's working directory."""
+        return self.path if "://" in self.path else str(Path(self.path).resolve())
+
+
+class Dist(StrictModel):
+    """A search dimension: choice / uniform / loguniform / randint / grid."""
+
+    type: Literal["choice", "uniform", "loguniform", "randint", "grid"]
+    values: list[Any] | None = None
+    low: float | None = None
+    high: float | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> Dist:
+        if self.type in ("choice", "grid"):
+            if not self.values:
+                raise ValueError(f"{self.type} needs a non-empty 'values' list")
+        elif self.low is None or self.high is None or not self.low < self.high:
+            raise ValueError(f"{self.type} needs low < high")
+        elif self.type == "loguniform" and self.low <= 0:
+            raise ValueError("loguniform needs low > 0")
+        return self
+
+
+class SchedulerConfig(StrictModel):
+    type: Literal["asha", "fifo"] = "asha"
+    grace_period: int = Field(1, ge=1, description="Epochs before ASHA may stop a trial.")
+    reduction_factor: int = Field(2, ge=2)
+
+
+class SweepConfig(StrictModel):
+    enhancements: list[EnhancementName] = Field(..., min_length=1)
+    temperature: Dist
+    alpha: Dist
+    num_samples: int = Field(6, ge=1, description="Student trials (the control is extra).")
+    search: Literal["random", "grid", "optuna"] = "random"
+    scheduler: SchedulerConfig = SchedulerConfig()
+    metric: str = "val_top1"
+    zero_dce_steps: int = Field(300, ge=1, description="Zero-DCE training when no weights.")
+
+    @field_validator("enhancements")
+    @classmethod
+    def _unique(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError("enhancements must not repeat")
+        return v
+
+
+class Spec(StrictModel):
+    name: str = Field(..., pattern=r"^[A-Za-z0-9_.-]+$")
+    dataset: DatasetConfig
+    clip: ClipConfig = ClipConfig()
+    enhancement: EnhancementConfig = EnhancementConfig()
+    teacher: RoleConfig = RoleConfig()
+    student: RoleConfig = RoleConfig()
+    distill: DistillConfig = DistillConfig()
+    deepspeed: dict[str, Any] = Field(default_factory=dict)
+    resources: Resources = Resources()
+    tracking: Tracking = Tracking()
+    storage: Storage = Storage()
+    sweep: SweepConfig | None = None
+    seed: int = 0
+
+    @field_validator("dataset")
+    @classmethod
+    def _root_exists(cls, v: DatasetConfig) -> DatasetConfig:
+        if not Path(v.root).is_dir():
+            raise ValueError(f"dataset root {v.root} does not exist")
+        return v.model_copy(update={"root": Path(v.root).resolve()})
+
+    def job(
+        self,
+        role: Literal["teacher", "student"],
+        enhancement: str | None = None,
+        teacher_dir: Path | None = None,
+        temperature: float | None = None,
+        alpha: float | None = None,
+    ) -> JobConfig:
+        """The config of one teacher or student job derived from this spec."""
+        side = self.teacher if role == "teacher" else self.student
+        distill = DistillConfig(
+            temperature=self.distill.temperature if temperature is None else temperature,
+            alpha=self.distill.alpha if alpha is None else alpha,
+        )
+        enh = self.enhancement.model_copy(update={"name": enhancement or self.enhancement.name})
+        return JobConfig(
+            role=role,
+            dataset=self.dataset,
+            clip=self.clip,
+            enhancement=enh,
+            model=side.model,
+            optim=side.optim,
+            distill=distill,
+            teacher_dir=teacher_dir,
+            deepspeed=self.deepspeed,
+            seed=self.seed,
+        )
+
+
+def _format(err: ValidationError, source: str) -> str:
+    lines = [f"{source}: invalid spec"]
+    for e in err.errors():
+        where = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif e["type"] == "literal_error":
+            msg = f"{msg}, got {e['input']!r}"
+        lines.append(f"  {where}: {msg}")
+    return "\n".join(lines)
+
+
+def parse_spec(data: dict[str, Any], source: str = "spec") -> Spec:
+    try:
+        return Spec.model_validate(data)
+    except ValidationError as err:
+        raise SpecError(_format(err, source)) from None
+
+
+def load_spec(path: Path, overrides: dict[str, Any] | None = None) -> Spec:
+    """Reads and validates a YAML spec; `overrides` are merged over it (CLI options)."""
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(f"{path}: spec file not found")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise SpecError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise SpecError(f"{path}: a spec is a mapping of keys, got {type(data).__name__}")
+    from trainers.schedule import deep_merge
+
+    return parse_spec(deep_merge(data, overrides or {}), str(path))
+
+
+def dump(model: BaseModel) -> dict[str, Any]:
+    return model.model_dump(mode="json")

@@ -1,0 +1,86 @@
+"""MLflow, written from the driver only (one writer is what SQLite tolerates).
+
+Teacher and student jobs become runs (nested under a sweep's parent run when there is one)
+with params, per-epoch metrics, final metrics, lineage tags and the exported model.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from mlflow.entities import RunStatus
+from mlflow.tracking import MlflowClient
+
+from orchestrator.jobs import JobResult
+from trainers.config import JobConfig
+
+
+class TrackingError(RuntimeError):
+    """The tracking server cannot be used; raised before any training starts."""
+
+
+def connect(uri: str, experiment: str) -> str:
+    """Points MLflow at `uri`, makes sure it answers, and returns the experiment id."""
+    mlflow.set_tracking_uri(uri)
+    try:
+        found = MlflowClient(uri).get_experiment_by_name(experiment)
+        exp_id = found.experiment_id if found else MlflowClient(uri).create_experiment(experiment)
+    except Exception as err:
+        raise TrackingError(f"MLflow tracking server {uri} is not usable: {err}") from None
+    mlflow.set_experiment(experiment_id=exp_id)
+    return exp_id
+
+
+def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    """Nested config -> `a.b.c` params, as MLflow's UI filters them."""
+    out: dict[str, str] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{name}."))
+        else:
+            out[name] = json.dumps(value) if isinstance(value, list | tuple) else str(value)
+    return out
+
+
+def job_params(job: JobConfig) -> dict[str, str]:
+    data = job.model_dump(mode="json", exclude={"fail_at_epoch"})
+    return {k: v[:500] for k, v in flatten(data).items()}
+
+
+@contextmanager
+def job_run(
+    name: str, job: JobConfig, tags: dict[str, str], parent_run_id: str | None = None
+) -> Iterator[mlflow.ActiveRun]:
+    """An MLflow run for one job; ends FAILED if the block raises."""
+    with mlflow.start_run(run_name=name, parent_run_id=parent_run_id, nested=parent_run_id is not None,
+                          tags={"dlkdd.role": job.role, **tags}) as run:  # fmt: skip
+        mlflow.log_params(job_params(job))
+        yield run
+
+
+def log_result(result: JobResult) -> None:
+    """Per-epoch metrics (step = epoch), final metrics and the exported model directory."""
+    for row in result.history:
+        epoch = int(row.get("epoch", 0))
+        mlflow.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch)
+    final = {k: v for k, v in result.final.items() if k not in ("done", "epoch")}
+    if final:
+        mlflow.log_metrics(final, step=int(result.final.get("epoch", 0)))
+    if result.export_dir is not None:
+        mlflow.log_artifacts(str(result.export_dir), artifact_path="export")
+        mlflow.set_tag("dlkdd.export_dir", str(result.export_dir))
+    if result.error:
+        mlflow.set_tag("dlkdd.error", result.error[:5000])
+        mlflow.end_run(RunStatus.to_string(RunStatus.FAILED))
+
+
+def download_export(run_id: str, dest: Path) -> Path:
+    """A finished run's exported model, copied to `dest` (a path workers can read)."""
+    return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="export",
+                                                    dst_path=str(dest)))  # fmt: skip

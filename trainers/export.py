@@ -1,0 +1,60 @@
+"""The exported model: a plain state_dict plus a JSON of what is needed to use it.
+
+Inference (and a student's frozen teacher) loads this without DeepSpeed or Ray; it carries
+its enhancement too (Zero-DCE weights copied beside it), so a teacher is self-contained.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from trainers import enhance, models
+
+MODEL_FILE, META_FILE, ZERO_DCE_FILE = "model.pt", "meta.json", "zero_dce.pt"
+
+
+def export(
+    out: Path,
+    state_dict: dict[str, torch.Tensor],
+    meta: dict[str, Any],
+    zero_dce_weights: Path | None = None,
+) -> Path:
+    """Writes model.pt, meta.json (and the Zero-DCE weights the input enhancement needs)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.save({k: v.detach().cpu() for k, v in state_dict.items()}, out / MODEL_FILE)
+    if zero_dce_weights is not None:
+        shutil.copyfile(zero_dce_weights, out / ZERO_DCE_FILE)
+    (out / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True))
+    return out
+
+
+def read_meta(directory: Path) -> dict[str, Any]:
+    path = Path(directory) / META_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{directory}: not an exported model (no {META_FILE})")
+    return json.loads(path.read_text())
+
+
+def load(directory: Path) -> tuple[nn.Module, dict[str, Any]]:
+    """The exported network in eval mode, and its metadata."""
+    meta = read_meta(directory)
+    model = models.build(meta["arch"], len(meta["classes"]))
+    state = torch.load(Path(directory) / MODEL_FILE, map_location="cpu", weights_only=True)
+    model.load_state_dict(state)
+    return model.eval(), meta
+
+
+def input_enhancer(directory: Path, meta: dict[str, Any]) -> nn.Module | None:
+    """The enhancement this model's input needs (None: original video)."""
+    spec = meta.get("input_enhancement")
+    if spec is None:
+        return None
+    weights = Path(directory) / ZERO_DCE_FILE if spec["name"] == "zero_dce" else None
+    return enhance.build(spec["name"], gamma=spec.get("gamma", 2.0), weights=weights)

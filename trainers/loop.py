@@ -1,0 +1,242 @@
+"""The one worker loop for teacher and student: runs in each Ray Train worker.
+
+Reads top to bottom: build data, model (and frozen teacher), DeepSpeed engine; resume from
+the last checkpoint if any; per epoch train, validate, checkpoint, report; finally test the
+best weights multi-view and export them. Scale and placement come from outside.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import deepspeed
+import ray.train
+import ray.train.torch
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, DistributedSampler, Subset
+
+from trainers import enhance, export, models, schedule
+from trainers.config import JobConfig
+from trainers.data.clips import ClipDataset
+from trainers.data.manifests import load_splits
+from trainers.distill import kd_loss
+from trainers.metrics import Accuracy
+from trainers.preprocess import model_input, to_unit
+
+STATE_FILE, BEST_FILE, EXPORT_DIR = "state.json", "best_model.pt", "export"
+DS_TAG = "deepspeed"  # not "latest": DeepSpeed writes a file of that name beside the tag
+
+
+def train_func(config: dict[str, Any]) -> None:
+    job = JobConfig.model_validate(config)
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    device = ray.train.torch.get_device()
+    torch.manual_seed(job.seed)
+
+    splits = load_splits(job.dataset, job.seed)
+    classes = splits["train"].classes
+    train_set = ClipDataset(splits["train"].items, job.clip, "train", job.seed)
+    sampler = DistributedSampler(train_set, world, rank, shuffle=True, seed=job.seed)
+    train_loader = _loader(train_set, job, sampler=sampler, drop_last=True)
+    val_loader = _loader(_shard(ClipDataset(splits["val"].items, job.clip, "val"), rank, world), job)
+
+    bf16 = _use_bf16(job, device)
+    dtype = torch.bfloat16 if bf16 else torch.float32
+    model = models.build(job.model.arch, len(classes), job.model.pretrained).to(device)
+    if job.model.channels_last:
+        model = model.to(memory_format=torch.channels_last_3d)
+    student_enhancer, teacher, teacher_enhancer = _inputs(job, device, dtype)
+
+    steps_per_epoch = max(len(train_loader) // job.optim.grad_accum, 1)
+    opt = schedule.optimiser(model, job.optim)
+    sched = schedule.warmup_cosine(
+        opt, round(job.optim.warmup_epochs * steps_per_epoch), job.optim.epochs * steps_per_epoch
+    )
+    engine, _, _, _ = deepspeed.initialize(
+        model=model,
+        optimizer=opt,
+        lr_scheduler=sched,
+        config=schedule.deepspeed_config(job.optim, bf16, job.deepspeed),
+    )
+    forward = torch.compile(engine) if job.model.compile else engine
+
+    state = {"epoch": 0, "best_val_top1": -1.0}
+    best_state: dict[str, torch.Tensor] | None = None
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint:
+        with checkpoint.as_directory() as d:
+            engine.load_checkpoint(d, tag=DS_TAG, load_module_strict=True)
+            state = json.loads((Path(d) / STATE_FILE).read_text())
+            best_state = torch.load(Path(d) / BEST_FILE, map_location="cpu", weights_only=True)
+        _log(rank, f"[{job.role}] resumed after epoch {state['epoch']}")
+
+    mean, std = job.clip.mean, job.clip.std
+    for epoch in range(state["epoch"], job.optim.epochs):
+        started = time.perf_counter()
+        train_set.set_epoch(epoch)
+        sampler.set_epoch(epoch)
+        engine.train()
+        loss_sum = torch.zeros(3, dtype=torch.float64, device=device)  # loss, clips, bad
+        for clips, labels, skipped in train_loader:
+            unit, labels = to_unit(clips, device), labels.to(device)
+            x = model_input(unit, student_enhancer, mean, std, dtype)
+            teacher_logits = None
+            if teacher is not None:
+                with torch.no_grad():
+                    teacher_logits = teacher(model_input(unit, teacher_enhancer, mean, std, dtype))
+            alpha = job.distill.alpha if job.role == "student" else 0.0
+            loss = kd_loss(forward(x), teacher_logits, labels, job.distill.temperature, alpha)
+            engine.backward(loss)
+            engine.step()
+            loss_sum += torch.tensor(
+                [loss.item() * len(labels), len(labels), int(skipped.sum())], device=device
+            ).to(loss_sum)
+        _all_reduce(loss_sum)
+        _check_bad_share(loss_sum, job.dataset.max_bad_fraction)
+
+        metrics = _evaluate(engine, val_loader, student_enhancer, job, len(classes), "val", dtype)
+        elapsed = time.perf_counter() - started
+        metrics.update(
+            epoch=epoch + 1,
+            train_loss=float(loss_sum[0] / loss_sum[1].clamp(min=1)),
+            bad_clips=int(loss_sum[2]),
+            lr=sched.get_last_lr()[0],
+            epoch_seconds=elapsed,
+            train_clips_per_s=float(loss_sum[1]) / elapsed,
+        )
+        state["epoch"] = epoch + 1
+        if metrics["val_top1"] > state["best_val_top1"]:
+            state["best_val_top1"] = metrics["val_top1"]
+            best_state = {k: v.detach().cpu().clone() for k, v in engine.module.state_dict().items()}
+        _log(rank, f"[{job.role}] epoch {epoch + 1}/{job.optim.epochs} " + _fmt(metrics))
+        _report(engine, metrics, state, best_state, rank)
+        if job.fail_at_epoch is not None and epoch + 1 == job.fail_at_epoch:
+            raise RuntimeError(f"injected failure after epoch {epoch + 1} (fail_at_epoch)")
+
+    _finish(job, engine, best_state, student_enhancer, classes, splits, rank, world, dtype, state)
+
+
+def _finish(job, engine, best_state, enhancer, classes, splits, rank, world, dtype, state) -> None:
+    """Multi-view test of the best weights, export, and the final report (with checkpoint)."""
+    engine.module.load_state_dict(best_state)
+    test_set = _shard(ClipDataset(splits["test"].items, job.clip, "test"), rank, world)
+    metrics = _evaluate(engine, _loader(test_set, job), enhancer, job, len(classes), "test", dtype)
+    metrics.update(epoch=job.optim.epochs, best_val_top1=state["best_val_top1"], done=1)
+    _log(rank, f"[{job.role}] test " + _fmt(metrics))
+    with tempfile.TemporaryDirectory() as d:
+        if rank == 0:
+            meta = _meta(job, classes, metrics)
+            weights = job.enhancement.zero_dce_weights if job.role == "teacher" else None
+            use_weights = weights if job.enhancement.name == "zero_dce" else None
+            export.export(Path(d) / EXPORT_DIR, best_state, meta, use_weights)
+        ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(d))
+
+
+def _meta(job: JobConfig, classes: list[str], metrics: dict[str, float]) -> dict[str, Any]:
+    return {
+        "role": job.role,
+        "arch": job.model.arch,
+        "classes": classes,
+        "clip": job.clip.model_dump(mode="json"),
+        "input_enhancement": job.enhancement.model_dump(mode="json", exclude={"zero_dce_weights"})
+        if job.role == "teacher"
+        else None,
+        "distill": job.distill.model_dump() if job.role == "student" else None,
+        "metrics": metrics,
+    }
+
+
+def _inputs(job: JobConfig, device: torch.device, dtype: torch.dtype):
+    """(enhancer of the trained model's input, frozen teacher, teacher's input enhancer).
+
+    A teacher learns on enhanced video; a student on original video while its teacher sees
+    the same clip enhanced the way the teacher was trained (read from the teacher's export)."""
+    if job.role == "teacher":
+        e = job.enhancement
+        return enhance.build(e.name, e.gamma, e.zero_dce_weights).to(device), None, None
+    if job.distill.alpha == 0:
+        return None, None, None
+    teacher, meta = export.load(job.teacher_dir)
+    teacher = teacher.to(device=device, dtype=dtype).requires_grad_(False)
+    teacher_enhancer = export.input_enhancer(job.teacher_dir, meta)
+    return None, teacher, teacher_enhancer.to(device) if teacher_enhancer else None
+
+
+@torch.no_grad()
+def _evaluate(engine, loader, enhancer, job, num_classes, prefix, dtype) -> dict[str, float]:
+    """Accuracy over this rank's shard, summed over ranks; test views' logits are averaged."""
+    engine.eval()
+    acc = Accuracy(num_classes, engine.device)
+    mean, std = job.clip.mean, job.clip.std
+    for clips, labels, _ in loader:
+        views = clips.shape[1] if clips.dim() == 6 else 1
+        flat = clips.flatten(0, 1) if views > 1 else clips
+        logits = engine(model_input(to_unit(flat, engine.device), enhancer, mean, std, dtype))
+        logits = logits.float().view(len(labels), views, -1).mean(1)
+        acc.update(logits, labels.to(engine.device))
+    return acc.compute(prefix)
+
+
+def _report(engine, metrics, state, best_state, rank) -> None:
+    """Every rank saves its DeepSpeed shard (else save_checkpoint hangs), then reports."""
+    with tempfile.TemporaryDirectory() as d:
+        engine.save_checkpoint(d, tag=DS_TAG)
+        if rank == 0:
+            (Path(d) / STATE_FILE).write_text(json.dumps(state))
+            torch.save(best_state, Path(d) / BEST_FILE)
+        ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(d))
+
+
+def _loader(dataset, job: JobConfig, sampler=None, drop_last: bool = False) -> DataLoader:
+    workers = job.dataset.num_workers
+    return DataLoader(
+        dataset,
+        batch_size=job.optim.batch_size,
+        sampler=sampler,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+        pin_memory=torch.cuda.is_available(),
+        drop_last=drop_last,
+    )
+
+
+def _shard(dataset: ClipDataset, rank: int, world: int) -> Subset:
+    """Every evaluation clip exactly once across ranks (DistributedSampler would pad)."""
+    return Subset(dataset, range(rank, len(dataset), world))
+
+
+def _use_bf16(job: JobConfig, device: torch.device) -> bool:
+    if job.optim.precision == "auto":
+        return device.type == "cuda"
+    return job.optim.precision == "bf16"
+
+
+def _all_reduce(t: torch.Tensor) -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.all_reduce(t)
+
+
+def _check_bad_share(sums: torch.Tensor, limit: float) -> None:
+    bad, seen = float(sums[2]), float(sums[1])
+    if bad and bad / (bad + seen) > limit:
+        raise RuntimeError(
+            f"{int(bad)} bad videos among {int(bad + seen)} samples this epoch, more than "
+            f"dataset.max_bad_fraction={limit}; run `dlkdd data check` on the dataset"
+        )
+
+
+def _fmt(metrics: dict[str, float]) -> str:
+    keys = ("train_loss", "val_top1", "val_mean_class", "test_top1", "test_mean_class",
+            "train_clips_per_s")  # fmt: skip
+    return " ".join(f"{k}={metrics[k]:.4g}" for k in keys if k in metrics)
+
+
+def _log(rank: int, message: str) -> None:
+    if rank == 0:
+        print(message, flush=True)
