@@ -94,7 +94,10 @@ def student(
         job = spec.job("student", None, teacher_dir, temperature, alpha)
     except ValueError as err:
         raise fail(str(err)) from None
-    tags = {"dlkdd.temperature": str(job.distill.temperature), "dlkdd.alpha": str(job.distill.alpha)}
+    tags = {
+        "dlkdd.temperature": str(job.distill.temperature),
+        "dlkdd.alpha": str(job.distill.alpha),
+    }
     if teacher_dir:
         meta = read_meta(teacher_dir)
         tags["dlkdd.enhancement"] = meta["input_enhancement"]["name"]
@@ -114,4 +117,6 @@ def resolve_teacher(spec: Spec, ref: str) -> Path:
         dest = Path(spec.storage.resolved()) / "teachers" / ref
         return tracking.download_export(ref, dest)
     except Exception as err:
-        raise fail(f"teacher {ref!r} is neither an export directory nor an MLflow run: {err}") from None
+        raise fail(
+            f"teacher {ref!r} is neither an export directory nor an MLflow run: {err}"
+        ) from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from ray.train.torch import TorchTrainer
 
 from orchestrator.spec import Resources
 from trainers.config import JobConfig
-from trainers.loop import EXPORT_DIR, train_func
+from trainers.loop import EXPORT_DIR, HISTORY_FILE, train_func
 
 
 @dataclass
@@ -60,26 +61,15 @@ def trainer(
 
 
 def result_of(name: str, result) -> JobResult:
-    """Ray's Result -> JobResult; the export sits in the final checkpoint."""
-    frame = result.metrics_dataframe
-    rows = [] if frame is None else frame.to_dict("records")
-    is_final = [r.get("done") == 1 for r in rows]  # epoch rows carry NaN there
-    history = [_clean(r) for r, f in zip(rows, is_final, strict=True) if not f]
-    final = next((_clean(r) for r, f in zip(rows, is_final, strict=True) if f), {})
-    export_dir = None
-    if result.checkpoint is not None and final:
-        export_dir = Path(result.checkpoint.path) / EXPORT_DIR
-    error = None if result.error is None else str(result.error).splitlines()[0]
-    return JobResult(name, history, final, export_dir, error)
-
-
-def _clean(row: dict[str, Any]) -> dict[str, float]:
-    """Numeric metrics only, without the NaN fillers of a mixed-schema dataframe."""
-    return {
-        k: float(v)
-        for k, v in row.items()
-        if isinstance(v, int | float) and v == v and not k.startswith("_")
-    }
+    """Ray's Result -> JobResult. The final checkpoint holds the export and every epoch's
+    metrics (Ray keeps only the last checkpoints' metrics, the loop keeps them all)."""
+    final = dict(result.metrics or {})
+    if result.error is not None or not final.get("done") or result.checkpoint is None:
+        error = str(result.error or "job ended without its final report").splitlines()[0]
+        return JobResult(name, [], final, None, error)
+    directory = Path(result.checkpoint.path)
+    history = json.loads((directory / HISTORY_FILE).read_text())
+    return JobResult(name, history, final, directory / EXPORT_DIR)
 
 
 def run_job(job: JobConfig, resources: Resources, storage: str, name: str) -> JobResult:

@@ -24,3 +24,62 @@ def corrupt_video(tmp_path: Path) -> Path:
     path = tmp_path / "corrupt.mp4"
     path.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"garbage" * 100)
     return path
+
+
+@pytest.fixture(scope="session")
+def train_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An easy synthetic set for real training runs: 4 motions, 16 clips each to train."""
+    root = tmp_path_factory.mktemp("train_data")
+    synthesize(root, SynthConfig(num_classes=4, train_per_class=16, val_per_class=4,
+                                 test_per_class=4, frames=16, size=64, seed=1))  # fmt: skip
+    return root
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """One local Ray for the whole test session. 4 logical CPUs on 2 cores: a Tune trial
+    needs one for its function plus one per Train worker."""
+    import ray
+
+    ray.init(num_cpus=4, include_dashboard=False, logging_level="WARNING")
+    yield ray
+    ray.shutdown()
+
+
+def small_spec(root: Path, work: Path, **overrides) -> dict:
+    """A spec dict for tiny CPU jobs; tests override what they exercise."""
+    from trainers.schedule import deep_merge
+
+    optim = {"epochs": 5, "batch_size": 8, "lr": 0.003, "warmup_epochs": 0.5}
+    spec = {
+        "name": "t",
+        "dataset": {"format": "csv", "root": str(root), "num_workers": 0},
+        "clip": {"num_frames": 8, "stride": 2, "crop_size": 32, "test_windows": 2},
+        "teacher": {"model": {"arch": "tiny"}, "optim": optim},
+        "student": {"model": {"arch": "tiny"}, "optim": optim},
+        "resources": {"num_workers": 2, "max_failures": 0},
+        "storage": {"path": str(work / "runs")},
+        "tracking": {"uri": f"sqlite:///{work / 'mlflow.db'}"},
+    }
+    return deep_merge(spec, overrides)
+
+
+@pytest.fixture(scope="session")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Shared MLflow database and storage for the session's training runs."""
+    return tmp_path_factory.mktemp("work")
+
+
+@pytest.fixture(scope="session")
+def teacher_run(ray_session, train_root: Path, workdir: Path):
+    """One real teacher (gic, 2 workers, DeepSpeed) trained once and shared by tests."""
+    import yaml
+    from typer.testing import CliRunner
+
+    from orchestrator.cli import app
+
+    spec_file = workdir / "spec.yaml"
+    spec_file.write_text(yaml.safe_dump(small_spec(train_root, workdir)))
+    result = CliRunner().invoke(app, ["train", "teacher", str(spec_file), "--enhancement", "gic"])
+    assert result.exit_code == 0, result.output
+    return spec_file, result.output

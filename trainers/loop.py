@@ -29,6 +29,7 @@ from trainers.metrics import Accuracy
 from trainers.preprocess import model_input, to_unit
 
 STATE_FILE, BEST_FILE, EXPORT_DIR = "state.json", "best_model.pt", "export"
+HISTORY_FILE = "history.json"  # every epoch's metrics, kept across resumes
 DS_TAG = "deepspeed"  # not "latest": DeepSpeed writes a file of that name beside the tag
 
 
@@ -44,7 +45,9 @@ def train_func(config: dict[str, Any]) -> None:
     train_set = ClipDataset(splits["train"].items, job.clip, "train", job.seed)
     sampler = DistributedSampler(train_set, world, rank, shuffle=True, seed=job.seed)
     train_loader = _loader(train_set, job, sampler=sampler, drop_last=True)
-    val_loader = _loader(_shard(ClipDataset(splits["val"].items, job.clip, "val"), rank, world), job)
+    val_loader = _loader(
+        _shard(ClipDataset(splits["val"].items, job.clip, "val"), rank, world), job
+    )
 
     bf16 = _use_bf16(job, device)
     dtype = torch.bfloat16 if bf16 else torch.float32
@@ -66,7 +69,7 @@ def train_func(config: dict[str, Any]) -> None:
     )
     forward = torch.compile(engine) if job.model.compile else engine
 
-    state = {"epoch": 0, "best_val_top1": -1.0}
+    state = {"epoch": 0, "best_val_top1": -1.0, "resumed_from_epoch": 0, "history": []}
     best_state: dict[str, torch.Tensor] | None = None
     checkpoint = ray.train.get_checkpoint()
     if checkpoint:
@@ -74,6 +77,7 @@ def train_func(config: dict[str, Any]) -> None:
             engine.load_checkpoint(d, tag=DS_TAG, load_module_strict=True)
             state = json.loads((Path(d) / STATE_FILE).read_text())
             best_state = torch.load(Path(d) / BEST_FILE, map_location="cpu", weights_only=True)
+        state["resumed_from_epoch"] = state["epoch"]
         _log(rank, f"[{job.role}] resumed after epoch {state['epoch']}")
 
     mean, std = job.clip.mean, job.clip.std
@@ -111,9 +115,12 @@ def train_func(config: dict[str, Any]) -> None:
             train_clips_per_s=float(loss_sum[1]) / elapsed,
         )
         state["epoch"] = epoch + 1
+        state["history"].append(metrics)
         if metrics["val_top1"] > state["best_val_top1"]:
             state["best_val_top1"] = metrics["val_top1"]
-            best_state = {k: v.detach().cpu().clone() for k, v in engine.module.state_dict().items()}
+            best_state = {
+                k: v.detach().cpu().clone() for k, v in engine.module.state_dict().items()
+            }
         _log(rank, f"[{job.role}] epoch {epoch + 1}/{job.optim.epochs} " + _fmt(metrics))
         _report(engine, metrics, state, best_state, rank)
         if job.fail_at_epoch is not None and epoch + 1 == job.fail_at_epoch:
@@ -127,7 +134,12 @@ def _finish(job, engine, best_state, enhancer, classes, splits, rank, world, dty
     engine.module.load_state_dict(best_state)
     test_set = _shard(ClipDataset(splits["test"].items, job.clip, "test"), rank, world)
     metrics = _evaluate(engine, _loader(test_set, job), enhancer, job, len(classes), "test", dtype)
-    metrics.update(epoch=job.optim.epochs, best_val_top1=state["best_val_top1"], done=1)
+    metrics.update(
+        epoch=job.optim.epochs,
+        best_val_top1=state["best_val_top1"],
+        resumed_from_epoch=state["resumed_from_epoch"],
+        done=1,
+    )
     _log(rank, f"[{job.role}] test " + _fmt(metrics))
     with tempfile.TemporaryDirectory() as d:
         if rank == 0:
@@ -135,6 +147,7 @@ def _finish(job, engine, best_state, enhancer, classes, splits, rank, world, dty
             weights = job.enhancement.zero_dce_weights if job.role == "teacher" else None
             use_weights = weights if job.enhancement.name == "zero_dce" else None
             export.export(Path(d) / EXPORT_DIR, best_state, meta, use_weights)
+            (Path(d) / HISTORY_FILE).write_text(json.dumps(state["history"]))
         ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(d))
 
 

@@ -75,9 +75,7 @@ class BasicBlock(nn.Module):
             nn.BatchNorm3d(planes),
             nn.ReLU(inplace=True),
         )
-        self.conv2 = nn.Sequential(
-            conv_builder(planes, planes, midplanes), nn.BatchNorm3d(planes)
-        )
+        self.conv2 = nn.Sequential(conv_builder(planes, planes, midplanes), nn.BatchNorm3d(planes))
         self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
 

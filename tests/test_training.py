@@ -1,0 +1,87 @@
+"""Real Ray Train + DeepSpeed jobs (2 gloo workers on CPU) on synthetic dark video."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import mlflow
+import pytest
+from typer.testing import CliRunner
+
+from orchestrator.cli import app
+from orchestrator.jobs import run_job
+from orchestrator.spec import parse_spec
+from tests.conftest import small_spec
+from trainers import export
+
+pytestmark = pytest.mark.slow
+
+
+def runs(spec_file: Path):
+    uri = f"sqlite:///{spec_file.parent / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    return mlflow.search_runs(experiment_names=["dlkdd"], output_format="list")
+
+
+def test_teacher_beats_chance_and_lands_in_mlflow(teacher_run) -> None:
+    spec_file, _ = teacher_run
+    [run] = [r for r in runs(spec_file) if r.info.run_name == "t-teacher-gic"]
+    assert run.info.status == "FINISHED"
+    assert run.data.metrics["test_top1"] >= 0.5  # 4 classes: chance is 0.25
+    assert run.data.params["enhancement.name"] == "gic"
+    history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "val_top1")
+    assert [m.step for m in history] == [1, 2, 3, 4, 5]
+    meta = export.read_meta(Path(run.data.tags["dlkdd.export_dir"]))
+    assert meta["input_enhancement"]["name"] == "gic" and meta["arch"] == "tiny"
+
+
+def test_student_distils_from_the_teacher_run(teacher_run) -> None:
+    spec_file, _ = teacher_run
+    [teacher] = [r for r in runs(spec_file) if r.info.run_name == "t-teacher-gic"]
+    args = ["train", "student", str(spec_file), "--teacher", teacher.info.run_id,
+            "--temperature", "4", "--alpha", "0.7", "--name", "t-student"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    [student] = [r for r in runs(spec_file) if r.info.run_name == "t-student"]
+    assert student.data.params["distill.alpha"] == "0.7"
+    assert student.data.tags["dlkdd.enhancement"] == "gic"
+    assert "test_top1" in student.data.metrics
+    model, meta = export.load(Path(student.data.tags["dlkdd.export_dir"]))
+    assert meta["input_enhancement"] is None and meta["distill"]["temperature"] == 4.0
+
+
+def test_interrupted_job_resumes_from_its_last_epoch(ray_session, train_root, tmp_path) -> None:
+    spec = parse_spec(small_spec(train_root, tmp_path, teacher={"optim": {"epochs": 3}}))
+    storage = spec.storage.resolved()
+    failing = spec.job("teacher", "gic").model_copy(update={"fail_at_epoch": 2})
+    first = run_job(failing, spec.resources, storage, "resume-me")
+    assert first.error and "injected failure after epoch 2" in first.error
+    second = run_job(spec.job("teacher", "gic"), spec.resources, storage, "resume-me")
+    assert second.error is None
+    assert second.final["resumed_from_epoch"] == 2  # epochs 1-2 were not redone
+    assert [int(h["epoch"]) for h in second.history] == [1, 2, 3]
+    assert second.final["epoch"] == 3 and second.export_dir.is_dir()
+
+
+def test_corrupt_video_in_training_set_does_not_stop_the_job(
+    ray_session, train_root, tmp_path, corrupt_video
+) -> None:
+    root = tmp_path / "data"
+    shutil.copytree(train_root, root)
+    shutil.copy(corrupt_video, root / "videos/rise/train_rise_0003.mp4")
+    spec = parse_spec(small_spec(root, tmp_path, teacher={"optim": {"epochs": 1}}))
+    result = run_job(spec.job("teacher", "identity"), spec.resources, spec.storage.resolved(), "c")
+    assert result.error is None, result.error
+    assert sum(h["bad_clips"] for h in result.history) >= 1
+
+
+def test_too_many_bad_videos_fail_clearly(ray_session, train_root, tmp_path, corrupt_video) -> None:
+    root = tmp_path / "data"
+    shutil.copytree(train_root, root)
+    for path in sorted((root / "videos/rise").glob("train_*.mp4"))[:8]:
+        shutil.copy(corrupt_video, path)
+    spec = parse_spec(small_spec(root, tmp_path, teacher={"optim": {"epochs": 1}},
+                                 dataset={"max_bad_fraction": 0.01}))  # fmt: skip
+    result = run_job(spec.job("teacher", "identity"), spec.resources, spec.storage.resolved(), "b")
+    assert result.error and "max_bad_fraction" in result.error
