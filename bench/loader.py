@@ -91,10 +91,19 @@ def ensure_variant(name: str) -> Path:
     target = ROOT / ".bench" / name
     if not target.is_dir():
         subprocess.run(
-            [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target",
-             str(target), VARIANTS[name]],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--no-deps",
+                "--target",
+                str(target),
+                VARIANTS[name],
+            ],
             check=True,
-        )  # fmt: skip
+        )
     return target
 
 
@@ -120,25 +129,55 @@ def main() -> None:
     from trainers.data.synth import SynthConfig, synthesize
 
     if not (args.data / "train.csv").is_file():
-        synthesize(args.data, SynthConfig(num_classes=4, train_per_class=args.videos // 4,
-                                          val_per_class=1, test_per_class=1,
-                                          frames=args.frames, size=args.size))  # fmt: skip
-    print(f"{args.videos} videos {args.size}x{args.size}x{args.frames}, clips "
-          f"{args.clip_frames}x{args.size}x{args.size} stride {args.stride}, {os.cpu_count()} CPUs")  # fmt: skip
-    print(f"{'decoder':10s} {'procs':>5s} {'raw clips/s':>12s} {'loader clips/s':>15s} "
-          f"{'ratio':>6s} {'train-aug clips/s':>18s}")  # fmt: skip
+        synthesize(
+            args.data,
+            SynthConfig(
+                num_classes=4,
+                train_per_class=args.videos // 4,
+                val_per_class=1,
+                test_per_class=1,
+                frames=args.frames,
+                size=args.size,
+            ),
+        )
+    print(
+        f"{args.videos} videos {args.size}x{args.size}x{args.frames}, clips "
+        f"{args.clip_frames}x{args.size}x{args.size} stride {args.stride}, {os.cpu_count()} CPUs"
+    )
+    print(
+        f"{'decoder':10s} {'procs':>5s} {'raw clips/s':>12s} {'loader clips/s':>15s} "
+        f"{'ratio':>6s} {'train-aug clips/s':>18s}"
+    )
     for name in VARIANTS:
         env = {**os.environ, "PYTHONPATH": f"{ensure_variant(name)}:{ROOT}"}
         for workers in args.workers:
             out = subprocess.run(
-                [sys.executable, __file__, "--inner", str(workers), "--data", str(args.data),
-                 "--size", str(args.size), "--clip-frames", str(args.clip_frames),
-                 "--stride", str(args.stride), "--repeat", str(args.repeat)],
-                env=env, capture_output=True, text=True, check=True,
-            )  # fmt: skip
+                [
+                    sys.executable,
+                    __file__,
+                    "--inner",
+                    str(workers),
+                    "--data",
+                    str(args.data),
+                    "--size",
+                    str(args.size),
+                    "--clip-frames",
+                    str(args.clip_frames),
+                    "--stride",
+                    str(args.stride),
+                    "--repeat",
+                    str(args.repeat),
+                ],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             r = json.loads(out.stdout.strip().splitlines()[-1])
-            print(f"{name + ' ' + r['decoder']:10s} {workers:5d} {r['raw_clips_s']:12.1f} "
-                  f"{r['loader_clips_s']:15.1f} {r['ratio']:6.2f} {r['train_aug_clips_s']:18.1f}")  # fmt: skip
+            print(
+                f"{name + ' ' + r['decoder']:10s} {workers:5d} {r['raw_clips_s']:12.1f} "
+                f"{r['loader_clips_s']:15.1f} {r['ratio']:6.2f} {r['train_aug_clips_s']:18.1f}"
+            )
 
 
 if __name__ == "__main__":

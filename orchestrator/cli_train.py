@@ -37,13 +37,14 @@ def run_tracked(spec: Spec, job: JobConfig, name: str, tags: dict[str, str]) -> 
     except tracking.TrackingError as err:
         raise fail(str(err)) from None
     cluster.connect()
-    with tracking.job_run(name, job, tags) as run:
-        console.print(f"[bold]{name}[/bold]: MLflow run {run.info.run_id}")
-        result = run_job(job, spec.resources, spec.storage.resolved(), name)
-        tracking.log_result(result)
+    try:
+        with tracking.job_run(name, job, tags) as run:
+            console.print(f"[bold]{name}[/bold]: MLflow run {run.info.run_id}")
+            result = run_job(job, spec.resources, spec.storage.resolved(), name)
+            tracking.log_result(result)
+    except tracking.JobFailed as err:
+        raise fail(str(err), code=1) from None
     show(result)
-    if result.error:
-        raise fail(f"{name} failed: {result.error}", code=1)
     return result
 
 

@@ -11,11 +11,13 @@ import ray
 os.environ.setdefault("RAY_TRAIN_ENABLE_STATE_TRACKING", "0")
 
 
-def connect() -> None:
-    """Idempotent: reuses an initialised Ray (tests, Ray Jobs) or starts/joins one."""
+def connect(min_cpus: int = 1) -> None:
+    """Idempotent: reuses an initialised Ray (tests, Ray Jobs) or starts/joins one.
+
+    A local Ray on a small machine advertises at least `min_cpus` logical CPUs so that one
+    trial (its function plus its Train workers) can start; the cores are then shared."""
     if ray.is_initialized():
         return
-    ray.init(
-        address=os.environ.get("RAY_ADDRESS"),
-        logging_level=logging.WARNING,
-    )
+    address = os.environ.get("RAY_ADDRESS")
+    num_cpus = None if address else max(os.cpu_count() or 1, min_cpus)
+    ray.init(address=address, num_cpus=num_cpus, logging_level=logging.WARNING)

@@ -51,3 +51,48 @@ def enhancement_grid(
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=100)
     plt.close(fig)
+
+
+def gain_per_enhancement(rows: list[dict], out: Path) -> Path:
+    """Best and mean test gain over the control of the students of each enhancement."""
+    students = [r for r in rows if r["kind"] == "student"]
+    names = sorted({r["enhancement"] for r in students})
+    best = [max(r["gain_test"] for r in students if r["enhancement"] == n) for n in names]
+    mean = [float(np.mean([r["gain_test"] for r in students if r["enhancement"] == n]))
+            for n in names]  # fmt: skip
+    fig, ax = plt.subplots(figsize=(1.6 * max(len(names), 2) + 2, 3.5))
+    x = np.arange(len(names))
+    ax.bar(x - 0.2, best, 0.4, label="best student")
+    ax.bar(x + 0.2, mean, 0.4, label="mean of students")
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_xticks(x, names)
+    ax.set_ylabel("test top-1 gain over control")
+    ax.set_title("Distillation gain per teacher enhancement")
+    ax.legend()
+    return _save(fig, out)
+
+
+def temperature_alpha_map(rows: list[dict], out: Path) -> Path:
+    """Validation top-1 over (T, alpha), one panel per enhancement (random search points)."""
+    students = [r for r in rows if r["kind"] == "student"]
+    names = sorted({r["enhancement"] for r in students}) or ["-"]
+    fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.5), squeeze=False)
+    values = [r["val_top1"] for r in students] or [0.0]
+    for ax, name in zip(axes[0], names, strict=True):
+        pts = [r for r in students if r["enhancement"] == name]
+        sc = ax.scatter([r["temperature"] for r in pts], [r["alpha"] for r in pts],
+                        c=[r["val_top1"] for r in pts], cmap="viridis", s=120,
+                        vmin=min(values), vmax=max(values))  # fmt: skip
+        ax.set_xscale("log")
+        ax.set_xlabel("temperature T")
+        ax.set_ylabel("alpha")
+        ax.set_title(name)
+    fig.colorbar(sc, ax=axes[0].tolist(), label="val top-1")
+    return _save(fig, out)
+
+
+def _save(fig, out: Path) -> Path:
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return Path(out)

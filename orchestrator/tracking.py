@@ -13,11 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
-from mlflow.entities import RunStatus
 from mlflow.tracking import MlflowClient
 
 from orchestrator.jobs import JobResult
 from trainers.config import JobConfig
+
+
+class JobFailed(RuntimeError):
+    """A tracked job ended with an error; raised inside its run so MLflow marks it FAILED."""
 
 
 class TrackingError(RuntimeError):
@@ -58,8 +61,12 @@ def job_run(
     name: str, job: JobConfig, tags: dict[str, str], parent_run_id: str | None = None
 ) -> Iterator[mlflow.ActiveRun]:
     """An MLflow run for one job; ends FAILED if the block raises."""
-    with mlflow.start_run(run_name=name, parent_run_id=parent_run_id, nested=parent_run_id is not None,
-                          tags={"dlkdd.role": job.role, **tags}) as run:  # fmt: skip
+    with mlflow.start_run(
+        run_name=name,
+        parent_run_id=parent_run_id,
+        nested=parent_run_id is not None,
+        tags={"dlkdd.role": job.role, **tags},
+    ) as run:
         mlflow.log_params(job_params(job))
         yield run
 
@@ -77,10 +84,13 @@ def log_result(result: JobResult) -> None:
         mlflow.set_tag("dlkdd.export_dir", str(result.export_dir))
     if result.error:
         mlflow.set_tag("dlkdd.error", result.error[:5000])
-        mlflow.end_run(RunStatus.to_string(RunStatus.FAILED))
+        raise JobFailed(f"{result.name} failed: {result.error}")  # ends the run as FAILED
 
 
 def download_export(run_id: str, dest: Path) -> Path:
     """A finished run's exported model, copied to `dest` (a path workers can read)."""
-    return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="export",
-                                                    dst_path=str(dest)))  # fmt: skip
+    return Path(
+        mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path="export", dst_path=str(dest)
+        )
+    )

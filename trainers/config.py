@@ -110,7 +110,8 @@ class JobConfig(StrictModel):
     teacher_dir: Path | None = Field(None, description="Exported teacher (student role).")
     deepspeed: dict[str, Any] = Field(default_factory=dict)
     seed: int = 0
-    fail_at_epoch: int | None = Field(None, description="Testing aid: raise after this epoch.")
+    stop_key: str | None = Field(None, description="Early-stop flag key (set by the sweep).")
+    fail_at_epoch: int | None = Field(None, description="Fault injection: raise after it.")
 
     @model_validator(mode="after")
     def _student_has_teacher(self) -> JobConfig:

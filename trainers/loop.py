@@ -20,7 +20,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
-from trainers import enhance, export, models, schedule
+from trainers import enhance, export, models, schedule, stopping
 from trainers.config import JobConfig
 from trainers.data.clips import ClipDataset
 from trainers.data.manifests import load_splits
@@ -118,6 +118,7 @@ def train_func(config: dict[str, Any]) -> None:
         state["history"].append(metrics)
         if metrics["val_top1"] > state["best_val_top1"]:
             state["best_val_top1"] = metrics["val_top1"]
+            state["best_val"] = {k: v for k, v in metrics.items() if k.startswith("val_")}
             best_state = {
                 k: v.detach().cpu().clone() for k, v in engine.module.state_dict().items()
             }
@@ -125,6 +126,9 @@ def train_func(config: dict[str, Any]) -> None:
         _report(engine, metrics, state, best_state, rank)
         if job.fail_at_epoch is not None and epoch + 1 == job.fail_at_epoch:
             raise RuntimeError(f"injected failure after epoch {epoch + 1} (fail_at_epoch)")
+        if job.stop_key and _agree(rank == 0 and stopping.requested(job.stop_key), device):
+            _log(rank, f"[{job.role}] stopped early by the scheduler after epoch {epoch + 1}")
+            break
 
     _finish(job, engine, best_state, student_enhancer, classes, splits, rank, world, dtype, state)
 
@@ -135,7 +139,8 @@ def _finish(job, engine, best_state, enhancer, classes, splits, rank, world, dty
     test_set = _shard(ClipDataset(splits["test"].items, job.clip, "test"), rank, world)
     metrics = _evaluate(engine, _loader(test_set, job), enhancer, job, len(classes), "test", dtype)
     metrics.update(
-        epoch=job.optim.epochs,
+        **state["best_val"],  # validation of the exported (best) weights
+        epoch=state["epoch"],
         best_val_top1=state["best_val_top1"],
         resumed_from_epoch=state["resumed_from_epoch"],
         done=1,
@@ -233,6 +238,14 @@ def _use_bf16(job: JobConfig, device: torch.device) -> bool:
 def _all_reduce(t: torch.Tensor) -> None:
     if dist.is_available() and dist.is_initialized():
         dist.all_reduce(t)
+
+
+def _agree(flag: bool, device: torch.device) -> bool:
+    """Rank 0's decision, on every rank, so all ranks leave the loop together."""
+    t = torch.tensor([float(flag)], device=device)
+    if dist.is_available() and dist.is_initialized():
+        dist.broadcast(t, src=0)
+    return bool(t.item())
 
 
 def _check_bad_share(sums: torch.Tensor, limit: float) -> None:

@@ -1,0 +1,167 @@
+"""`dlkdd sweep | compare | promote | predict | demo`: the study, its results, its model."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+import search_spaces
+from orchestrator import compare as ablation
+from orchestrator import plots, registry, tracking
+from orchestrator.cli_train import fail, spec_or_exit
+from orchestrator.progress import console
+
+DEFAULT_URI = "sqlite:///mlflow.db"
+
+
+def _spec(name: str):
+    try:
+        return spec_or_exit(search_spaces.path(name))
+    except FileNotFoundError as err:
+        raise fail(str(err)) from None
+
+
+def sweep(
+    spec_path: str = typer.Argument(..., metavar="SPEC", help="YAML file or packaged name."),
+    resume: bool = typer.Option(False, "--resume", help="Finish an interrupted sweep."),
+) -> None:
+    """Run a DL-KDD sweep: teachers, students over T x alpha x enhancement, ablation table."""
+    from orchestrator.sweep import run_sweep
+
+    spec = _spec(spec_path)
+    try:
+        parent = run_sweep(spec, resume=resume)
+    except tracking.TrackingError as err:
+        raise fail(str(err)) from None
+    console.print(f"sweep finished: MLflow parent run {parent}")
+    compare(spec.name, tracking_uri=spec.tracking.uri, experiment=spec.tracking.experiment,
+            out=Path("dlkdd_reports") / spec.name)  # fmt: skip
+
+
+def compare(
+    sweep_ref: str = typer.Argument(..., metavar="SWEEP", help="Sweep name or parent run id."),
+    tracking_uri: str = typer.Option(DEFAULT_URI, "--tracking-uri"),
+    experiment: str = typer.Option("dlkdd"),
+    out: Path = typer.Option(Path("dlkdd_reports"), help="Folder for the CSV and PNGs."),
+) -> None:
+    """The ablation table from MLflow: control, teachers, every student, gain over control."""
+    exp_id = _connect(tracking_uri, experiment)
+    try:
+        rows = ablation.ablation_rows(exp_id, sweep_ref)
+    except ValueError as err:
+        raise fail(str(err)) from None
+    show_table(rows, sweep_ref)
+    files = [
+        ablation.write_csv(rows, out / "ablation.csv"),
+        plots.gain_per_enhancement(rows, out / "gain_per_enhancement.png"),
+        plots.temperature_alpha_map(rows, out / "temperature_alpha.png"),
+    ]
+    parent = ablation.parent_run(exp_id, sweep_ref).info.run_id
+    for f in files:
+        tracking.MlflowClient(tracking_uri).log_artifact(parent, str(f), "ablation")
+    console.print(f"wrote {', '.join(str(f) for f in files)} (also on MLflow run {parent})")
+
+
+def show_table(rows: list[dict], title: str) -> None:
+    table = Table(title=f"ablation: {title}")
+    for col in ablation.COLUMNS[:-1]:
+        table.add_column(col, justify="left" if col in ("kind", "enhancement") else "right")
+    for r in rows:
+        table.add_row(*[f"{r[c]:.4g}" if isinstance(r[c], float) else str(r[c])
+                        for c in ablation.COLUMNS[:-1]])  # fmt: skip
+    console.print(table)
+
+
+def promote(
+    sweep_ref: str = typer.Argument(..., metavar="SWEEP"),
+    metric: str = typer.Option("val_top1", help="Validation metric to rank students by."),
+    name: str = typer.Option("dlkdd-student", help="Registered model name."),
+    force: bool = typer.Option(False, "--force", help="Move the alias even if not better."),
+    tracking_uri: str = typer.Option(DEFAULT_URI, "--tracking-uri"),
+    experiment: str = typer.Option("dlkdd"),
+) -> None:
+    """Register the sweep's best student; move alias `champion` only if it is better."""
+    exp_id = _connect(tracking_uri, experiment)
+    try:
+        p = registry.promote(exp_id, sweep_ref, metric, name, force)
+    except ValueError as err:
+        raise fail(str(err)) from None
+    console.print(f"best student: run {p.run_id}, {metric}={p.score:.4f} -> {name} v{p.version}")
+    if p.previous_version:
+        console.print(f"current champion: v{p.previous_version}, {metric}={p.previous_score:.4f}")
+    if p.promoted:
+        console.print(f"[green]{name}@{registry.ALIAS} -> v{p.version}[/green]")
+    else:
+        console.print(f"[yellow]not promoted: v{p.version} does not beat the champion "
+                      f"(use --force to promote anyway)[/yellow]")  # fmt: skip
+        raise typer.Exit(1)
+
+
+def predict(
+    videos: list[Path] = typer.Argument(..., help="Original (dark) video files."),
+    model: str = typer.Option("models:/dlkdd-student@champion", help="MLflow model URI."),
+    top_k: int = typer.Option(3),
+    tracking_uri: str = typer.Option(DEFAULT_URI, "--tracking-uri"),
+) -> None:
+    """Classify videos with a student: original video, multi-view, top-k with probabilities."""
+    import json
+
+    import mlflow
+
+    from trainers.data.decode import BadVideoError
+    from trainers.inference import predict as run_predict
+
+    tracking.mlflow.set_tracking_uri(tracking_uri)
+    try:
+        net = mlflow.pytorch.load_model(model, map_location="cpu").eval()
+        meta = json.loads(mlflow.models.get_model_info(model).metadata["dlkdd"])
+    except Exception as err:
+        raise fail(f"cannot load model {model}: {str(err).splitlines()[0]}") from None
+    bad = 0
+    for video in videos:
+        try:
+            [top] = run_predict(net, meta, [str(video)], top_k=top_k)
+        except BadVideoError as err:
+            console.print(f"[red]{video}: {err.reason}[/red]", soft_wrap=True)
+            bad += 1
+            continue
+        ranked = ", ".join(f"{c} {p:.2f}" for c, p in top)
+        console.print(f"{video}: {ranked}", soft_wrap=True)
+    if bad:
+        raise typer.Exit(1)
+
+
+def demo(
+    data: Path = typer.Option(Path("demo_data"), help="Where the synthetic dataset lives."),
+) -> None:
+    """The whole study on embedded defaults: synthesise, sweep smoke.yaml, compare,
+    promote, predict a few clips, and say how to open the MLflow UI."""
+    from trainers.data.synth import SynthConfig, synthesize
+
+    if not (data / "train.csv").is_file():
+        with console.status(f"synthesising dark actions into {data}"):
+            synthesize(data, SynthConfig(num_classes=4, train_per_class=24, val_per_class=6,
+                                         test_per_class=6, frames=24, size=64))  # fmt: skip
+    os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+    sweep("smoke", resume=False)
+    try:
+        promote("smoke", tracking_uri=DEFAULT_URI, experiment="dlkdd", metric="val_top1",
+                name="dlkdd-student", force=False)  # fmt: skip
+    except typer.Exit:
+        console.print("(the earlier champion stays)")
+    with (data / "test.csv").open() as f:
+        clips = [data / row[0] for row in list(csv.reader(f))[1::6][:4]]
+    predict(clips, model="models:/dlkdd-student@champion", top_k=2, tracking_uri=DEFAULT_URI)
+    console.print("\nOpen the results: [bold]mlflow ui --backend-store-uri sqlite:///mlflow.db"
+                  "[/bold]  (then http://127.0.0.1:5000)")  # fmt: skip
+
+
+def _connect(uri: str, experiment: str) -> str:
+    try:
+        return tracking.connect(uri, experiment)
+    except tracking.TrackingError as err:
+        raise fail(str(err)) from None

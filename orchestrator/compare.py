@@ -1,0 +1,95 @@
+"""The ablation table of a sweep, read back from MLflow: control, teachers, students, gains."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import mlflow
+from mlflow.tracking import MlflowClient
+
+from orchestrator.sweep import find_parent
+
+COLUMNS = (
+    "kind",
+    "enhancement",
+    "temperature",
+    "alpha",
+    "val_top1",
+    "test_top1",
+    "test_mean_class",
+    "gain_val",
+    "gain_test",
+    "run_id",
+)
+
+
+def parent_run(experiment_id: str, sweep: str) -> mlflow.entities.Run:
+    """A sweep by name (its latest parent run) or by parent run id."""
+    run = find_parent(experiment_id, sweep, unfinished_only=False)
+    if run is None:
+        try:
+            run = MlflowClient().get_run(sweep)
+        except Exception:
+            raise ValueError(f"no sweep named or with run id {sweep!r} in MLflow") from None
+    return run
+
+
+def ablation_rows(experiment_id: str, sweep: str) -> list[dict]:
+    parent = parent_run(experiment_id, sweep)
+    children = mlflow.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}' and "
+        "tags.`dlkdd.role` = 'student' and attributes.status = 'FINISHED'",
+        output_format="list",
+    )
+    rows = []
+    for run in children:
+        tags, m = run.data.tags, run.data.metrics
+        rows.append(
+            {
+                "kind": "control" if tags.get("dlkdd.control") == "true" else "student",
+                "enhancement": tags.get("dlkdd.enhancement", ""),
+                "temperature": float(tags.get("dlkdd.temperature", "nan")),
+                "alpha": float(tags.get("dlkdd.alpha", "nan")),
+                "val_top1": m.get("val_top1", float("nan")),
+                "test_top1": m.get("test_top1", float("nan")),
+                "test_mean_class": m.get("test_mean_class", float("nan")),
+                "run_id": run.info.run_id,
+            }
+        )
+    control = next((r for r in rows if r["kind"] == "control"), None)
+    for row in rows:
+        row["gain_val"] = row["val_top1"] - control["val_top1"] if control else float("nan")
+        row["gain_test"] = row["test_top1"] - control["test_top1"] if control else float("nan")
+    teacher_ids = {
+        k.split(".", 2)[2]: v for k, v in parent.data.tags.items() if k.startswith("dlkdd.teacher.")
+    }
+    for enhancement, run_id in sorted(teacher_ids.items()):
+        m = MlflowClient().get_run(run_id).data.metrics
+        rows.append(
+            {
+                "kind": "teacher",
+                "enhancement": enhancement,
+                "temperature": float("nan"),
+                "alpha": float("nan"),
+                "val_top1": m.get("val_top1", float("nan")),
+                "test_top1": m.get("test_top1", float("nan")),
+                "test_mean_class": m.get("test_mean_class", float("nan")),
+                "gain_val": float("nan"),
+                "gain_test": float("nan"),
+                "run_id": run_id,
+            }
+        )
+    order = {"control": 0, "student": 1, "teacher": 2}
+    rows.sort(key=lambda r: (order[r["kind"]], r["enhancement"], -r["val_top1"]))
+    return rows
+
+
+def write_csv(rows: list[dict], path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path

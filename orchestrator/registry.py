@@ -1,0 +1,76 @@
+"""Promotion in the MLflow model registry: aliases, not stages; lineage as version tags."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mlflow
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from orchestrator.compare import parent_run
+
+ALIAS = "champion"
+LINEAGE = ("dlkdd.enhancement", "dlkdd.temperature", "dlkdd.alpha", "dlkdd.teacher_run",
+           "dlkdd.teacher_fingerprint", "dlkdd.sweep", "dlkdd.control")  # fmt: skip
+
+
+@dataclass
+class Promotion:
+    version: str
+    run_id: str
+    score: float
+    previous_version: str | None
+    previous_score: float | None
+    promoted: bool
+
+
+def best_student(experiment_id: str, sweep: str, metric: str) -> mlflow.entities.Run:
+    parent = parent_run(experiment_id, sweep)
+    runs = mlflow.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}' and "
+        "tags.`dlkdd.role` = 'student' and attributes.status = 'FINISHED'",
+        order_by=[f"metrics.{metric} DESC"],
+        output_format="list",
+    )
+    runs = [r for r in runs if metric in r.data.metrics]
+    if not runs:
+        raise ValueError(f"sweep {sweep!r} has no finished student with metric {metric!r}")
+    return runs[0]
+
+
+def promote(experiment_id: str, sweep: str, metric: str, name: str, force: bool) -> Promotion:
+    """Registers the best student (once) and moves `champion` to it only if it beats the
+    current champion's `metric` (or with `force`)."""
+    client = MlflowClient()
+    run = best_student(experiment_id, sweep, metric)
+    score = run.data.metrics[metric]
+    version = _version_of(client, name, run.info.run_id) or _register(client, name, run, metric)
+    try:
+        current = client.get_model_version_by_alias(name, ALIAS)
+        current_score = client.get_run(current.run_id).data.metrics.get(metric, float("-inf"))
+        previous = (current.version, current_score)
+    except MlflowException:
+        previous = (None, None)
+    better = previous[0] is None or score > previous[1] or previous[0] == version
+    if better or force:
+        client.set_registered_model_alias(name, ALIAS, version)
+    return Promotion(version, run.info.run_id, score, previous[0], previous[1], better or force)
+
+
+def _version_of(client: MlflowClient, name: str, run_id: str) -> str | None:
+    try:
+        found = client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
+    except MlflowException:
+        return None
+    return found[0].version if found else None
+
+
+def _register(client: MlflowClient, name: str, run, metric: str) -> str:
+    version = mlflow.register_model(f"runs:/{run.info.run_id}/model", name).version
+    for key in LINEAGE:
+        if key in run.data.tags:
+            client.set_model_version_tag(name, version, key, run.data.tags[key])
+    client.set_model_version_tag(name, version, f"dlkdd.{metric}", str(run.data.metrics[metric]))
+    return version

@@ -1,0 +1,110 @@
+"""The student sweep: Ray Tune over temperature, alpha and enhancement (which picks the
+teacher), each trial a TorchTrainer job; ASHA stops weak trials cooperatively."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ray import tune
+from ray.tune.integration.ray_train import TuneReportCallback
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
+
+from orchestrator import jobs
+from orchestrator.search import control_point, search_algorithm, tune_space
+from orchestrator.spec import Spec
+from orchestrator.tracking_tune import StudentTracker
+from trainers import stopping
+
+
+class CooperativeASHA(ASHAScheduler):
+    """ASHA's decisions, but a STOP becomes a flag the worker loop obeys after its epoch:
+    killing a Train V2 trial would leave its placement group reserved (ray#54305)."""
+
+    def on_trial_result(self, tune_controller, trial, result: dict) -> str:
+        decision = super().on_trial_result(tune_controller, trial, result)
+        if decision == TrialScheduler.STOP:
+            stopping.flags().stop.remote(trial.trial_id)
+            return TrialScheduler.CONTINUE
+        return decision
+
+
+def student_trial(config: dict[str, Any], spec_json: dict, teachers: dict[str, str]) -> dict:
+    """One trial: a student TorchTrainer job; its reports reach Tune via TuneReportCallback."""
+    spec = Spec.model_validate(spec_json)
+    trial_id = tune.get_context().get_trial_id()
+    alpha, enhancement = float(config["alpha"]), config["enhancement"]
+    job = spec.job(
+        "student",
+        teacher_dir=Path(teachers[enhancement]) if alpha > 0 else None,
+        temperature=float(config["temperature"]),
+        alpha=alpha,
+    ).model_copy(update={"stop_key": trial_id})
+    name = f"{spec.name}-student-{trial_id}"
+    trainer = jobs.trainer(
+        job, spec.resources, spec.storage.resolved(), name, callbacks=[TuneReportCallback()]
+    )
+    result = jobs.result_of(name, trainer.fit())
+    if result.error:
+        raise RuntimeError(result.error)
+    return {**result.final, "export_dir": str(result.export_dir)}
+
+
+def max_concurrent(spec: Spec, cluster_cpus: float, cluster_gpus: float) -> int:
+    """As many trials as the cluster fits: 1 CPU for the trial function + its workers."""
+    r = spec.resources
+    if r.max_concurrent_trials:
+        return r.max_concurrent_trials
+    per_trial_cpu = 1 + r.num_workers * r.cpus_per_worker
+    fits = int(cluster_cpus // per_trial_cpu)
+    if r.gpus_per_worker:
+        fits = min(fits, int(cluster_gpus // (r.num_workers * r.gpus_per_worker)))
+    return max(fits, 1)
+
+
+def scheduler(spec: Spec) -> TrialScheduler:
+    s = spec.sweep.scheduler
+    if s.type == "fifo":
+        return FIFOScheduler()
+    return CooperativeASHA(
+        time_attr="epoch",
+        max_t=spec.student.optim.epochs,
+        grace_period=s.grace_period,
+        reduction_factor=s.reduction_factor,
+    )
+
+
+def tuner(
+    spec: Spec,
+    teachers: dict[str, str],
+    tracker: StudentTracker,
+    tune_name: str,
+    resume: bool,
+    concurrency: int,
+) -> tune.Tuner:
+    """A fresh Tuner, or the interrupted one restored (finished trials are not rerun)."""
+    trainable = tune.with_parameters(
+        student_trial, spec_json=spec.model_dump(mode="json"), teachers=teachers
+    )
+    path = f"{spec.storage.resolved()}/{tune_name}"
+    if resume and tune.Tuner.can_restore(path):
+        return tune.Tuner.restore(path, trainable, resume_errored=True)
+    sweep = spec.sweep
+    return tune.Tuner(
+        trainable,
+        param_space=tune_space(sweep),
+        tune_config=tune.TuneConfig(
+            metric=sweep.metric,
+            mode="max",
+            num_samples=sweep.num_samples + 1,  # + the alpha = 0 control, evaluated first
+            scheduler=scheduler(spec),
+            search_alg=search_algorithm(sweep, [control_point(sweep)], concurrency),
+            max_concurrent_trials=concurrency,
+        ),
+        run_config=tune.RunConfig(
+            name=tune_name,
+            storage_path=spec.storage.resolved(),
+            callbacks=[tracker],
+            verbose=1,
+        ),
+    )

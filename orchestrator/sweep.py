@@ -1,0 +1,76 @@
+"""One DL-KDD study end to end: teachers (reused or trained), the student sweep, MLflow."""
+
+from __future__ import annotations
+
+import time
+
+import mlflow
+import ray
+
+from orchestrator import cluster, students, tracking
+from orchestrator.progress import console
+from orchestrator.spec import Spec
+from orchestrator.teachers import ensure_teachers
+from orchestrator.tracking_tune import StudentTracker
+
+
+def find_parent(
+    experiment_id: str, sweep: str, unfinished_only: bool
+) -> mlflow.entities.Run | None:
+    status = " and attributes.status != 'FINISHED'" if unfinished_only else ""
+    runs = mlflow.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`dlkdd.sweep_parent` = '{sweep}'{status}",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+        output_format="list",
+    )
+    return runs[0] if runs else None
+
+
+def run_sweep(spec: Spec, resume: bool = False) -> str:
+    """Runs (or with `resume`, finishes) the sweep; returns the MLflow parent run id."""
+    if spec.sweep is None:
+        raise ValueError(f"spec {spec.name!r} has no 'sweep' block")
+    experiment_id = tracking.connect(spec.tracking.uri, spec.tracking.experiment)
+    r = spec.resources
+    cluster.connect(min_cpus=1 + r.num_workers * r.cpus_per_worker)
+    previous = find_parent(experiment_id, spec.name, unfinished_only=True) if resume else None
+    if previous:
+        tune_name = previous.data.tags["dlkdd.tune_name"]
+        console.print(f"resuming sweep {spec.name} (run {previous.info.run_id}, {tune_name})")
+    else:
+        tune_name = f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    start = {"run_id": previous.info.run_id} if previous else {"run_name": f"sweep {spec.name}"}
+    with mlflow.start_run(**start) as parent:
+        mlflow.set_tags({"dlkdd.sweep_parent": spec.name, "dlkdd.tune_name": tune_name})
+        if not previous:
+            mlflow.log_params(tracking.flatten(spec.model_dump(mode="json", exclude={"name"})))
+        teachers = ensure_teachers(spec, experiment_id, parent.info.run_id)
+        mlflow.set_tags({f"dlkdd.teacher.{e}": t.run_id for e, t in teachers.items()})
+        resources = ray.cluster_resources()
+        concurrency = students.max_concurrent(
+            spec, resources.get("CPU", 0), resources.get("GPU", 0)
+        )
+        tracker = StudentTracker(
+            spec.tracking.uri, experiment_id, parent.info.run_id, spec.name,
+            {e: {"run_id": t.run_id, "fingerprint": t.fingerprint} for e, t in teachers.items()},
+        )  # fmt: skip
+        console.print(
+            f"student sweep: {spec.sweep.num_samples} trials + control, "
+            f"{concurrency} at a time, search {spec.sweep.search}, "
+            f"scheduler {spec.sweep.scheduler.type}"
+        )
+        tuner = students.tuner(
+            spec,
+            {e: str(t.export_dir) for e, t in teachers.items()},
+            tracker,
+            tune_name,
+            resume,
+            concurrency,
+        )
+        grid = tuner.fit()
+        errors = [str(e).splitlines()[0] for e in grid.errors]
+        if errors:
+            raise RuntimeError(f"{len(errors)} trial(s) failed, first: {errors[0]}")
+        return parent.info.run_id
