@@ -47,4 +47,6 @@ def search_algorithm(
         from ray.tune.search.optuna import OptunaSearch
 
         return ConcurrencyLimiter(OptunaSearch(points_to_evaluate=points), concurrency)
-    return BasicVariantGenerator(points_to_evaluate=points, random_state=0)
+    return BasicVariantGenerator(
+        points_to_evaluate=points, max_concurrent=concurrency, random_state=0
+    )

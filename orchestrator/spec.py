@@ -47,9 +47,14 @@ class Tracking(StrictModel):
 class Storage(StrictModel):
     path: str = Field("dlkdd_runs", description="Checkpoints and exports: local, NFS or s3://.")
 
+    @field_validator("path")
+    @classmethod
+    def _absolute(cls, v: str) -> str:
+        """Resolved once, on the driver: trials run in their own working directories."""
+        return v if "://" in v else str(Path(v).resolve())
+
     def resolved(self) -> str:
-        """Absolute: Ray workers do not share the driver's working directory."""
-        return self.path if "://" in self.path else str(Path(self.path).resolve())
+        return self.path
 
 
 class Dist(StrictModel):

@@ -55,6 +55,7 @@ def run_sweep(spec: Spec, resume: bool = False) -> str:
         tracker = StudentTracker(
             spec.tracking.uri, experiment_id, parent.info.run_id, spec.name,
             {e: {"run_id": t.run_id, "fingerprint": t.fingerprint} for e, t in teachers.items()},
+            spec.storage.resolved(),
         )  # fmt: skip
         console.print(
             f"student sweep: {spec.sweep.num_samples} trials + control, "

@@ -30,10 +30,10 @@ def _metrics(result: dict) -> dict[str, float]:
 class StudentTracker(tune.Callback):
     def __init__(
         self, uri: str, experiment_id: str, parent_run_id: str, sweep: str,
-        teachers: dict[str, dict[str, str]],
+        teachers: dict[str, dict[str, str]], storage: str,
     ) -> None:  # fmt: skip
         self.uri, self.experiment_id, self.parent_run_id = uri, experiment_id, parent_run_id
-        self.sweep, self.teachers = sweep, teachers
+        self.sweep, self.teachers, self.storage = sweep, teachers, storage
         self.runs: dict[str, str] = {}
 
     @property
@@ -79,6 +79,12 @@ class StudentTracker(tune.Callback):
         self.runs[trial.trial_id] = run.info.run_id
         return run.info.run_id
 
+    def export_of(self, trial_id: str) -> Path | None:
+        """The export in the trial's last checkpoint (its Train run is named by trial id)."""
+        run_dir = Path(self.storage) / f"{self.sweep}-student-{trial_id}"
+        exports = sorted(run_dir.glob("checkpoint_*/export/meta.json"))
+        return exports[-1].parent if exports else None
+
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
         self.run_id(trial)
 
@@ -92,8 +98,8 @@ class StudentTracker(tune.Callback):
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         run_id = self.run_id(trial)
-        export_dir = Path(trial.last_result.get("export_dir", ""))
-        if (export_dir / "meta.json").is_file():
+        export_dir = self.export_of(trial.trial_id)
+        if export_dir is not None:
             self.client.set_tag(run_id, "dlkdd.export_dir", str(export_dir))
             self.client.log_artifacts(run_id, str(export_dir), "export")
             log_pytorch_model(run_id, export_dir)

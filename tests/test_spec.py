@@ -1,0 +1,75 @@
+"""Bad specs fail with a message naming the field, before any Ray resource is taken."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+import search_spaces
+from orchestrator.spec import SpecError, load_spec, parse_spec
+from tests.conftest import small_spec
+from trainers.schedule import deep_merge
+
+SWEEP = {"enhancements": ["gic", "he"], "temperature": {"type": "loguniform", "low": 1, "high": 10},
+         "alpha": {"type": "uniform", "low": 0.1, "high": 0.9}}  # fmt: skip
+
+
+def spec_with(tmp_path: Path, **overrides) -> dict:
+    return deep_merge(small_spec(tmp_path, tmp_path, sweep=SWEEP), overrides)
+
+
+def test_valid_spec_parses(tmp_path: Path) -> None:
+    spec = parse_spec(spec_with(tmp_path))
+    assert spec.sweep.enhancements == ["gic", "he"] and spec.teacher.model.arch == "tiny"
+
+
+def test_unknown_enhancement_is_named(tmp_path: Path) -> None:
+    data = spec_with(tmp_path, sweep={"enhancements": ["gic", "clahe"]})
+    with pytest.raises(SpecError, match=r"sweep.enhancements.1: .*'clahe'"):
+        parse_spec(data)
+
+
+def test_alpha_outside_unit_interval(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match=r"distill.alpha: Input should be less than or equal to 1"):
+        parse_spec(spec_with(tmp_path, distill={"alpha": 1.5}))
+
+
+def test_missing_dataset_root(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match=r"dataset: .*nowhere does not exist"):
+        parse_spec(spec_with(tmp_path, dataset={"root": str(tmp_path / "nowhere")}))
+
+
+def test_unknown_key(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match=r"teacher.optim.learning_rate: unknown key"):
+        parse_spec(spec_with(tmp_path, teacher={"optim": {"learning_rate": 0.1}}))
+
+
+def test_empty_search_dimension(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match=r"sweep.temperature: .*non-empty 'values'"):
+        parse_spec(spec_with(tmp_path, sweep={"temperature": {"type": "choice", "values": []}}))
+
+
+def test_fractional_resources_rejected(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match=r"resources.gpus_per_worker"):
+        parse_spec(spec_with(tmp_path, resources={"gpus_per_worker": 0.5}))
+
+
+def test_spec_file_errors_name_the_file(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match=r"missing.yaml: spec file not found"):
+        load_spec(tmp_path / "missing.yaml")
+    (tmp_path / "bad.yaml").write_text("name: [unclosed")
+    with pytest.raises(SpecError, match=r"bad.yaml: not valid YAML"):
+        load_spec(tmp_path / "bad.yaml")
+
+
+@pytest.mark.parametrize("name", ["smoke", "arid", "arid_v1_5", "dark48"])
+def test_packaged_specs_validate_given_a_dataset(name: str, tmp_path: Path) -> None:
+    data = yaml.safe_load(search_spaces.path(name).read_text())
+    data["dataset"]["root"] = str(tmp_path)
+    spec = parse_spec(data)
+    assert spec.sweep.num_samples >= 6 and spec.sweep.enhancements
+    if name != "smoke":
+        assert spec.student.model.arch == "r2plus1d_34" and spec.resources.gpus_per_worker == 1
+        assert set(spec.sweep.enhancements) == {"zero_dce", "gic", "he"}
