@@ -117,7 +117,7 @@ def predict(
 
     tracking.mlflow.set_tracking_uri(tracking_uri)
     try:
-        net = mlflow.pytorch.load_model(model, map_location="cpu").eval()
+        net = mlflow.pytorch.load_model(model, map_location="cpu")  # saved in eval mode
         meta = json.loads(mlflow.models.get_model_info(model).metadata["dlkdd"])
     except Exception as err:
         raise fail(f"cannot load model {model}: {str(err).splitlines()[0]}") from None

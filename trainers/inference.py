@@ -23,7 +23,8 @@ def predict(
     """For each video: top-k (class, probability), softmax of view-averaged logits."""
     clip = ClipConfig.model_validate(meta["clip"])
     dataset = ClipDataset([(p, 0) for p in paths], clip, "test")
-    device = next(model.parameters()).device
+    params = list(model.parameters()) if hasattr(model, "parameters") else []
+    device = params[0].device if params else torch.device("cpu")
     out = []
     for i in range(len(paths)):
         views = dataset.load(paths[i], rng=None)  # deterministic views, no randomness used
