@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
@@ -24,7 +23,6 @@ class JobResult:
     final: dict[str, float]
     export_dir: Path | None
     error: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def scaling(resources: Resources) -> ScalingConfig:

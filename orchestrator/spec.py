@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from trainers.config import (
     ClipConfig,
@@ -186,7 +186,3 @@ def load_spec(path: Path, overrides: dict[str, Any] | None = None) -> Spec:
     from trainers.schedule import deep_merge
 
     return parse_spec(deep_merge(data, overrides or {}), str(path))
-
-
-def dump(model: BaseModel) -> dict[str, Any]:
-    return model.model_dump(mode="json")

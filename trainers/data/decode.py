@@ -44,7 +44,7 @@ def read_frames(
     try:
         frames = reader.get_batch(wanted.tolist()).asnumpy()
     except Exception:
-        frames, n = _decode_sequential(path, reader, choose)
+        frames, n = _decode_sequential(path, reader)
         windows = [np.minimum(w, n - 1) for w in choose(n)]
         return [frames[w] for w in windows], n
     _check_shape(path, frames)
@@ -52,9 +52,7 @@ def read_frames(
     return [frames[[lookup[int(f)] for f in w]] for w in windows], n
 
 
-def _decode_sequential(
-    path: str, reader: decord.VideoReader, choose: Callable[[int], list[np.ndarray]]
-) -> tuple[np.ndarray, int]:
+def _decode_sequential(path: str, reader: decord.VideoReader) -> tuple[np.ndarray, int]:
     """Fallback when the index is wrong: walk the stream to learn its true length."""
     reader.seek(0)
     frames = []
