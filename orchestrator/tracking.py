@@ -76,7 +76,10 @@ def log_result(result: JobResult) -> None:
     for row in result.history:
         epoch = int(row.get("epoch", 0))
         mlflow.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch)
-    final = {k: v for k, v in result.final.items() if k not in ("done", "epoch")}
+    # The final report repeats the best epoch's val_* (kept there for Tune); those series
+    # are already logged per epoch, and their best value is `best_val_top1`.
+    per_epoch = {k for row in result.history for k in row}
+    final = {k: v for k, v in result.final.items() if k not in per_epoch | {"done"}}
     if final:
         mlflow.log_metrics(final, step=int(result.final.get("epoch", 0)))
     if result.export_dir is not None:
