@@ -1,5 +1,6 @@
 # Two entry points (see README): `make demo` and `make test`. Each creates .venv on first use.
 PYTHON ?= python3
+EXTRAS ?= dev
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -13,7 +14,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	PIP_CONSTRAINT=$(CURDIR)/constraints.txt $(BIN)/python -m pip install -q -e ".[dev]"
+	PIP_CONSTRAINT=$(CURDIR)/constraints.txt $(BIN)/python -m pip install -q -e ".[$(EXTRAS)]"
 	touch $@
 
 demo: $(STAMP)
@@ -33,3 +34,4 @@ test: lint
 bench: $(STAMP)
 	$(BIN)/python bench/loader.py
 	$(BIN)/python bench/enhance.py
+	$(BIN)/python bench/sweep_cost.py

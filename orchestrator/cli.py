@@ -7,6 +7,7 @@ import logging
 import typer
 
 from orchestrator.cli_data import data_app, enhance_app
+from orchestrator.cli_jobs import jobs, logs, submit
 from orchestrator.cli_sweep import compare, demo, predict, promote, sweep
 from orchestrator.cli_train import train_app
 
@@ -18,7 +19,7 @@ app = typer.Typer(
 app.add_typer(data_app, name="data")
 app.add_typer(enhance_app, name="enhance")
 app.add_typer(train_app, name="train")
-for command in (sweep, compare, promote, predict, demo):
+for command in (sweep, compare, promote, predict, demo, submit, jobs, logs):
     app.command()(command)
 
 

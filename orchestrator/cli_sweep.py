@@ -28,11 +28,13 @@ def _spec(name: str):
 def sweep(
     spec_path: str = typer.Argument(..., metavar="SPEC", help="YAML file or packaged name."),
     resume: bool = typer.Option(False, "--resume", help="Finish an interrupted sweep."),
+    tracking_uri: str | None = typer.Option(None, "--tracking-uri", help="Overrides the spec's."),
+    storage: str | None = typer.Option(None, help="Overrides storage.path (local, NFS, s3://)."),
 ) -> None:
     """Run a DL-KDD sweep: teachers, students over T x alpha x enhancement, ablation table."""
     from orchestrator.sweep import run_sweep
 
-    spec = _spec(spec_path)
+    spec = _spec(spec_path).placed(tracking_uri, storage)
     try:
         parent = run_sweep(spec, resume=resume)
     except tracking.TrackingError as err:
@@ -81,16 +83,19 @@ def promote(
     metric: str = typer.Option("val_top1", help="Validation metric to rank students by."),
     name: str = typer.Option("dlkdd-student", help="Registered model name."),
     force: bool = typer.Option(False, "--force", help="Move the alias even if not better."),
+    run: str | None = typer.Option(
+        None, "--run", help="A student run of the sweep to promote instead of its best."
+    ),
     tracking_uri: str = typer.Option(DEFAULT_URI, "--tracking-uri"),
     experiment: str = typer.Option("dlkdd"),
 ) -> None:
     """Register the sweep's best student; move alias `champion` only if it is better."""
     exp_id = _connect(tracking_uri, experiment)
     try:
-        p = registry.promote(exp_id, sweep_ref, metric, name, force)
+        p = registry.promote(exp_id, sweep_ref, metric, name, force, run)
     except ValueError as err:
         raise fail(str(err)) from None
-    console.print(f"best student: run {p.run_id}, {metric}={p.score:.4f} -> {name} v{p.version}")
+    console.print(f"student: run {p.run_id}, {metric}={p.score:.4f} -> {name} v{p.version}")
     if p.previous_version:
         console.print(f"current champion: v{p.previous_version}, {metric}={p.previous_score:.4f}")
     if p.promoted:

@@ -20,4 +20,10 @@ def connect(min_cpus: int = 1) -> None:
         return
     address = os.environ.get("RAY_ADDRESS")
     num_cpus = None if address else max(os.cpu_count() or 1, min_cpus)
-    ray.init(address=address, num_cpus=num_cpus, logging_level=logging.WARNING)
+    # A local Ray gets its dashboard: Train's placement-group cleaner needs the State API to
+    # free the workers of a run whose controller died with its Tune trial.
+    dashboard = None if address else True
+    ray.init(
+        address=address, num_cpus=num_cpus, include_dashboard=dashboard,
+        logging_level=logging.WARNING,
+    )  # fmt: skip

@@ -10,6 +10,7 @@ from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 
 from orchestrator.spec import Resources
+from trainers import export
 from trainers.config import JobConfig
 from trainers.loop import EXPORT_DIR, HISTORY_FILE, train_func
 
@@ -70,8 +71,21 @@ def result_of(name: str, result) -> JobResult:
     return JobResult(name, history, final, directory / EXPORT_DIR)
 
 
+def finished(storage: str, name: str) -> JobResult | None:
+    """The job's result if it already ran to its end in storage (its final checkpoint holds
+    the export): a rerun after a crash returns it rather than training again."""
+    metas = sorted((Path(storage) / name).glob(f"checkpoint_*/{EXPORT_DIR}/{export.META_FILE}"))
+    if not metas:
+        return None
+    directory = metas[-1].parent.parent
+    history = json.loads((directory / HISTORY_FILE).read_text())
+    return JobResult(name, history, export.read_meta(metas[-1].parent)["metrics"], metas[-1].parent)
+
+
 def run_job(job: JobConfig, resources: Resources, storage: str, name: str) -> JobResult:
     """Runs (or resumes) a job to its end and returns what it produced."""
+    if done := finished(storage, name):
+        return done
     try:
         result = trainer(job, resources, storage, name).fit()
     except Exception as err:  # TrainingFailedError carries the worker's traceback

@@ -25,35 +25,54 @@ class Promotion:
     promoted: bool
 
 
-def best_student(experiment_id: str, sweep: str, metric: str) -> mlflow.entities.Run:
+def higher_is_better(metric: str) -> bool:
+    """Accuracies rank high-first, losses low-first."""
+    return "loss" not in metric
+
+
+def candidate(
+    experiment_id: str, sweep: str, metric: str, run_id: str | None
+) -> mlflow.entities.Run:
+    """The sweep's best finished student by `metric`, or the named one of its students."""
     parent = parent_run(experiment_id, sweep)
+    order = "DESC" if higher_is_better(metric) else "ASC"
     runs = mlflow.search_runs(
         [experiment_id],
         filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}' and "
         "tags.`dlkdd.role` = 'student' and attributes.status = 'FINISHED'",
-        order_by=[f"metrics.{metric} DESC"],
+        order_by=[f"metrics.{metric} {order}"],
         output_format="list",
     )
     runs = [r for r in runs if metric in r.data.metrics]
+    if run_id is not None:
+        runs = [r for r in runs if r.info.run_id == run_id]
+        if not runs:
+            raise ValueError(f"run {run_id} is not a finished student of sweep {sweep!r}")
     if not runs:
         raise ValueError(f"sweep {sweep!r} has no finished student with metric {metric!r}")
     return runs[0]
 
 
-def promote(experiment_id: str, sweep: str, metric: str, name: str, force: bool) -> Promotion:
-    """Registers the best student (once) and moves `champion` to it only if it beats the
-    current champion's `metric` (or with `force`)."""
+def promote(
+    experiment_id: str, sweep: str, metric: str, name: str, force: bool, run_id: str | None = None
+) -> Promotion:
+    """Registers the candidate student (once) and moves `champion` to it only if it beats
+    the current champion's `metric` (or with `force`)."""
     client = MlflowClient()
-    run = best_student(experiment_id, sweep, metric)
+    run = candidate(experiment_id, sweep, metric, run_id)
     score = run.data.metrics[metric]
     version = _version_of(client, name, run.info.run_id) or _register(client, name, run, metric)
+    worst = float("-inf") if higher_is_better(metric) else float("inf")
     try:
         current = client.get_model_version_by_alias(name, ALIAS)
-        current_score = client.get_run(current.run_id).data.metrics.get(metric, float("-inf"))
+        current_score = client.get_run(current.run_id).data.metrics.get(metric, worst)
         previous = (current.version, current_score)
     except MlflowException:
         previous = (None, None)
-    better = previous[0] is None or score > previous[1] or previous[0] == version
+    beats = previous[0] is None or (
+        score > previous[1] if higher_is_better(metric) else score < previous[1]
+    )
+    better = beats or previous[0] == version
     if better or force:
         client.set_registered_model_alias(name, ALIAS, version)
     return Promotion(version, run.info.run_id, score, previous[0], previous[1], better or force)

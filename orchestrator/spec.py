@@ -123,6 +123,15 @@ class Spec(StrictModel):
             raise ValueError(f"dataset root {v.root} does not exist")
         return v.model_copy(update={"root": Path(v.root).resolve()})
 
+    def placed(self, tracking_uri: str | None = None, storage: str | None = None) -> Spec:
+        """The same study logged to another MLflow and stored elsewhere (a cluster's)."""
+        update: dict[str, Any] = {}
+        if tracking_uri:
+            update["tracking"] = self.tracking.model_copy(update={"uri": tracking_uri})
+        if storage:
+            update["storage"] = Storage(path=storage)
+        return self.model_copy(update=update)
+
     def job(
         self,
         role: Literal["teacher", "student"],

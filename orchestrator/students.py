@@ -40,11 +40,11 @@ def student_trial(config: dict[str, Any], spec_json: dict, teachers: dict[str, s
         temperature=float(config["temperature"]),
         alpha=alpha,
     ).model_copy(update={"stop_key": trial_id})
-    name = f"{spec.name}-student-{trial_id}"
-    trainer = jobs.trainer(
-        job, spec.resources, spec.storage.resolved(), name, callbacks=[TuneReportCallback()]
-    )
-    result = jobs.result_of(name, trainer.fit())
+    name, storage = f"{spec.name}-student-{trial_id}", spec.storage.resolved()
+    result = jobs.finished(storage, name)  # finished before a driver crash: not rerun
+    if result is None:
+        trainer = jobs.trainer(job, spec.resources, storage, name, [TuneReportCallback()])
+        result = jobs.result_of(name, trainer.fit())
     if result.error:
         raise RuntimeError(result.error)
     return {**result.final, "export_dir": str(result.export_dir)}
@@ -83,6 +83,7 @@ def tuner(
     concurrency: int,
 ) -> tune.Tuner:
     """A fresh Tuner, or the interrupted one restored (finished trials are not rerun)."""
+    stopping.flags()  # the flag board, made (and owned) by this driver
     trainable = tune.with_parameters(
         student_trial, spec_json=spec.model_dump(mode="json"), teachers=teachers
     )
@@ -105,6 +106,8 @@ def tuner(
             name=tune_name,
             storage_path=spec.storage.resolved(),
             callbacks=[tracker],
+            # A trial whose node is lost restarts; its Train run resumes from its checkpoint.
+            failure_config=tune.FailureConfig(max_failures=spec.resources.max_failures),
             verbose=1,
         ),
     )

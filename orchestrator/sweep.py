@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import mlflow
@@ -32,6 +33,9 @@ def run_sweep(spec: Spec, resume: bool = False) -> str:
     """Runs (or with `resume`, finishes) the sweep; returns the MLflow parent run id."""
     if spec.sweep is None:
         raise ValueError(f"spec {spec.name!r} has no 'sweep' block")
+    # The student tracker buffers writes through an outage, so MLflow's own per-request
+    # retries (about 4 minutes by default, blocking Tune's loop) can be short.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
     experiment_id = tracking.connect(spec.tracking.uri, spec.tracking.experiment)
     r = spec.resources
     cluster.connect(min_cpus=1 + r.num_workers * r.cpus_per_worker)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+import requests
 from mlflow.tracking import MlflowClient
 
 from orchestrator.jobs import JobResult
@@ -30,6 +31,8 @@ class TrackingError(RuntimeError):
 def connect(uri: str, experiment: str) -> str:
     """Points MLflow at `uri`, makes sure it answers, and returns the experiment id."""
     mlflow.set_tracking_uri(uri)
+    if uri.startswith(("http://", "https://")):
+        _probe(uri)
     try:
         found = MlflowClient(uri).get_experiment_by_name(experiment)
         exp_id = found.experiment_id if found else MlflowClient(uri).create_experiment(experiment)
@@ -37,6 +40,17 @@ def connect(uri: str, experiment: str) -> str:
         raise TrackingError(f"MLflow tracking server {uri} is not usable: {err}") from None
     mlflow.set_experiment(experiment_id=exp_id)
     return exp_id
+
+
+def _probe(uri: str) -> None:
+    """Fails in seconds when no server answers (MLflow's own retries would take minutes)."""
+    try:
+        requests.get(f"{uri.rstrip('/')}/health", timeout=10).raise_for_status()
+    except requests.RequestException as err:
+        raise TrackingError(
+            f"MLflow tracking server {uri} is unreachable ({type(err).__name__}); start it "
+            "(`mlflow server ...`) or fix tracking.uri. Nothing was trained."
+        ) from None
 
 
 def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, str]:

@@ -6,16 +6,21 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from pathlib import Path
 
 import mlflow
 import numpy as np
-from mlflow.entities import Metric
+import torch
+from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 from ray import tune
 
+from orchestrator import jobs
+from orchestrator.progress import console
 from trainers import export
 
+FLUSH_WAIT_S = 600  # how long the end of a sweep waits for an unreachable MLflow
 LOGGED_PREFIXES = ("train_", "val_", "test_", "best_", "lr", "bad_clips", "epoch_seconds")
 
 
@@ -28,6 +33,9 @@ def _metrics(result: dict) -> dict[str, float]:
 
 
 class StudentTracker(tune.Callback):
+    """Writes go through a queue: while the tracking server is unreachable they wait (the
+    trials keep training) and go out, in order, with the next write that succeeds."""
+
     def __init__(
         self, uri: str, experiment_id: str, parent_run_id: str, sweep: str,
         teachers: dict[str, dict[str, str]], storage: str,
@@ -35,89 +43,152 @@ class StudentTracker(tune.Callback):
         self.uri, self.experiment_id, self.parent_run_id = uri, experiment_id, parent_run_id
         self.sweep, self.teachers, self.storage = sweep, teachers, storage
         self.runs: dict[str, str] = {}
+        self.logged: set[str] = set()  # trials whose run was FINISHED before a resume
+        self.pending: list[tuple] = []  # (method name, trial id, trial config, *args)
+        self.outage_since: float | None = None
 
     @property
     def client(self) -> MlflowClient:
         return MlflowClient(self.uri)
 
-    def run_id(self, trial) -> str:
+    def on_trial_start(self, iteration, trials, trial, **info) -> None:
+        self._write("_start", trial)
+
+    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        step, stamp = int(result.get("epoch", 0)), int(result.get("timestamp", 0) * 1000)
+        batch = [Metric(k, v, stamp, step) for k, v in _metrics(result).items()]
+        if batch:
+            self._write("_result", trial, batch)
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        self._write("_complete", trial)
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        self._write("_error", trial)
+
+    def on_experiment_end(self, trials, **info) -> None:
+        """Waits up to FLUSH_WAIT_S for the server to come back before giving up."""
+        deadline = time.monotonic() + FLUSH_WAIT_S
+        while not self.flush() and time.monotonic() < deadline:
+            time.sleep(5)
+        if self.pending:
+            raise RuntimeError(
+                f"MLflow at {self.uri} unreachable for {FLUSH_WAIT_S} s at the end of the "
+                f"sweep: {len(self.pending)} writes not made (trial results are in storage)"
+            )
+
+    def _write(self, method: str, trial, *args) -> None:
+        self.pending.append((method, trial.trial_id, dict(trial.config), *args))
+        self.flush()
+
+    def flush(self) -> bool:
+        """Sends queued writes in order; False (and they stay queued) if MLflow fails."""
+        while self.pending:
+            method, trial_id, config, *args = self.pending[0]
+            try:
+                getattr(self, method)(trial_id, config, *args)
+            except Exception as err:  # connection refused, timeouts, 5xx after retries
+                if self.outage_since is None:
+                    self.outage_since = time.monotonic()
+                    first = str(err).splitlines()[0][:200]
+                    console.print(f"[yellow]MLflow write failed ({first}); buffering, "
+                                  "trials continue[/yellow]")  # fmt: skip
+                return False
+            self.pending.pop(0)
+        if self.outage_since is not None:
+            console.print(f"MLflow back after {time.monotonic() - self.outage_since:.0f} s; "
+                          "buffered writes sent")  # fmt: skip
+            self.outage_since = None
+        return True
+
+    def run_id(self, trial_id: str, config: dict) -> str:
         """The trial's MLflow run: found again after a resume, created otherwise."""
-        if trial.trial_id in self.runs:
-            return self.runs[trial.trial_id]
+        if trial_id in self.runs:
+            return self.runs[trial_id]
         found = self.client.search_runs(
             [self.experiment_id],
-            f"tags.`dlkdd.trial_id` = '{trial.trial_id}' and "
+            f"tags.`dlkdd.trial_id` = '{trial_id}' and "
             f"tags.`mlflow.parentRunId` = '{self.parent_run_id}'",
         )
         if found:
-            self.runs[trial.trial_id] = found[0].info.run_id
-            return self.runs[trial.trial_id]
-        cfg = trial.config
-        alpha = float(cfg["alpha"])
-        enhancement = cfg["enhancement"] if alpha > 0 else "none"
+            self.runs[trial_id] = found[0].info.run_id
+            if found[0].info.status == "FINISHED":
+                self.logged.add(trial_id)
+            return self.runs[trial_id]
+        alpha, temperature = float(config["alpha"]), float(config["temperature"])
+        enhancement = config["enhancement"] if alpha > 0 else "none"
         tags = {
             "mlflow.parentRunId": self.parent_run_id,
             "dlkdd.role": "student",
             "dlkdd.sweep": self.sweep,
-            "dlkdd.trial_id": trial.trial_id,
+            "dlkdd.trial_id": trial_id,
             "dlkdd.control": str(alpha == 0).lower(),
             "dlkdd.enhancement": enhancement,
-            "dlkdd.temperature": f"{float(cfg['temperature']):.4g}",
+            "dlkdd.temperature": f"{temperature:.4g}",
             "dlkdd.alpha": f"{alpha:.4g}",
         }
         if alpha > 0:
-            teacher = self.teachers[cfg["enhancement"]]
+            teacher = self.teachers[config["enhancement"]]
             tags |= {"dlkdd.teacher_run": teacher["run_id"],
                      "dlkdd.teacher_fingerprint": teacher["fingerprint"]}  # fmt: skip
         name = "control (alpha=0)" if alpha == 0 else (
-            f"student {enhancement} T={float(cfg['temperature']):.3g} a={alpha:.3g}"
+            f"student {enhancement} T={temperature:.3g} a={alpha:.3g}"
         )  # fmt: skip
         run = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
-        for key, value in (("temperature", cfg["temperature"]), ("alpha", alpha),
-                           ("enhancement", enhancement)):  # fmt: skip
-            self.client.log_param(run.info.run_id, key, value)
-        self.runs[trial.trial_id] = run.info.run_id
+        params = [Param("temperature", str(temperature)), Param("alpha", str(alpha)),
+                  Param("enhancement", enhancement)]  # fmt: skip
+        self.client.log_batch(run.info.run_id, params=params)
+        self.runs[trial_id] = run.info.run_id
         return run.info.run_id
 
     def export_of(self, trial_id: str) -> Path | None:
-        """The export in the trial's last checkpoint (its Train run is named by trial id)."""
-        run_dir = Path(self.storage) / f"{self.sweep}-student-{trial_id}"
-        exports = sorted(run_dir.glob("checkpoint_*/export/meta.json"))
-        return exports[-1].parent if exports else None
+        """The export in the trial's final checkpoint (its Train run is named by trial id)."""
+        done = jobs.finished(self.storage, f"{self.sweep}-student-{trial_id}")
+        return done.export_dir if done else None
 
-    def on_trial_start(self, iteration, trials, trial, **info) -> None:
-        self.run_id(trial)
+    def _start(self, trial_id: str, config: dict) -> None:
+        self.run_id(trial_id, config)
 
-    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
-        values = _metrics(result)
-        step = int(result.get("epoch", 0))
-        stamp = int(result.get("timestamp", 0) * 1000)
-        batch = [Metric(k, v, stamp, step) for k, v in values.items()]
-        if batch:
-            self.client.log_batch(self.run_id(trial), metrics=batch)
+    def _result(self, trial_id: str, config: dict, batch: list[Metric]) -> None:
+        run_id = self.run_id(trial_id, config)
+        if trial_id not in self.logged:
+            self.client.log_batch(run_id, metrics=batch)
 
-    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
-        run_id = self.run_id(trial)
-        export_dir = self.export_of(trial.trial_id)
+    def _complete(self, trial_id: str, config: dict) -> None:
+        run_id = self.run_id(trial_id, config)
+        if trial_id in self.logged:
+            return
+        export_dir = self.export_of(trial_id)
         if export_dir is not None:
             self.client.set_tag(run_id, "dlkdd.export_dir", str(export_dir))
             self.client.log_artifacts(run_id, str(export_dir), "export")
             log_pytorch_model(run_id, export_dir)
         self.client.set_terminated(run_id, "FINISHED")
+        self.logged.add(trial_id)
 
-    def on_trial_error(self, iteration, trials, trial, **info) -> None:
-        self.client.set_terminated(self.run_id(trial), "FAILED")
+    def _error(self, trial_id: str, config: dict) -> None:
+        self.client.set_terminated(self.run_id(trial_id, config), "FAILED")
 
 
 def log_pytorch_model(run_id: str, export_dir: Path) -> None:
     """The student as an MLflow PyTorch model (loads with mlflow.pytorch.load_model); the
-    clip spec and class names ride along as model metadata for `dlkdd predict`."""
+    clip spec and class names ride along as model metadata for `dlkdd predict`.
+
+    Saved as a torch.export program ("pt2"): loading needs neither this package nor pickle.
+    The example holds two clips so the batch dimension stays dynamic (one would pin it to 1,
+    and multi-view prediction batches views), and the requirement is given so MLflow does
+    not spend seconds inferring it on the driver."""
     model, meta = export.load(export_dir)
     clip = meta["clip"]
     example = np.zeros(
-        (1, 3, clip["num_frames"], clip["crop_size"], clip["crop_size"]), dtype=np.float32
+        (2, 3, clip["num_frames"], clip["crop_size"], clip["crop_size"]), dtype=np.float32
     )
     with mlflow.start_run(run_id=run_id, nested=True):
         mlflow.pytorch.log_model(
-            model, name="model", input_example=example, metadata={"dlkdd": json.dumps(meta)}
+            model,
+            name="model",
+            input_example=example,
+            serialization_format="pt2",
+            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
+            metadata={"dlkdd": json.dumps(meta)},
         )

@@ -38,10 +38,18 @@ def train_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def ray_session():
     """One local Ray for the whole test session. 4 logical CPUs on 2 cores: a Tune trial
-    needs one for its function plus one per Train worker."""
+    needs one for its function plus one per Train worker. With the dashboard, as in
+    production: Train's placement-group cleaner needs its State API to free the workers of
+    a Train run whose controller died with its Tune trial. The venv leads PATH, as
+    cluster.yaml arranges on nodes: a Ray Job's entrypoint runs `python` from PATH."""
+    import os
+    import sys
+
     import ray
 
-    ray.init(num_cpus=4, include_dashboard=False, logging_level="WARNING")
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+
+    ray.init(num_cpus=4, include_dashboard=True, logging_level="WARNING")
     yield ray
     ray.shutdown()
 

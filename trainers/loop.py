@@ -80,7 +80,6 @@ def train_func(config: dict[str, Any]) -> None:
         state["resumed_from_epoch"] = state["epoch"]
         _log(rank, f"[{job.role}] resumed after epoch {state['epoch']}")
 
-    mean, std = job.clip.mean, job.clip.std
     for epoch in range(state["epoch"], job.optim.epochs):
         started = time.perf_counter()
         train_set.set_epoch(epoch)
@@ -88,16 +87,10 @@ def train_func(config: dict[str, Any]) -> None:
         engine.train()
         loss_sum = torch.zeros(3, dtype=torch.float64, device=device)  # loss, clips, bad
         for clips, labels, skipped in train_loader:
-            unit, labels = to_unit(clips, device), labels.to(device)
-            x = model_input(unit, student_enhancer, mean, std, dtype)
-            teacher_logits = None
-            if teacher is not None:
-                with torch.no_grad():
-                    teacher_logits = teacher(model_input(unit, teacher_enhancer, mean, std, dtype))
-            alpha = job.distill.alpha if job.role == "student" else 0.0
-            loss = kd_loss(forward(x), teacher_logits, labels, job.distill.temperature, alpha)
-            engine.backward(loss)
-            engine.step()
+            loss = train_step(
+                engine, forward, clips, labels, job, dtype, student_enhancer, teacher,
+                teacher_enhancer,
+            )  # fmt: skip
             loss_sum += torch.tensor(
                 [loss.item() * len(labels), len(labels), int(skipped.sum())], device=device
             ).to(loss_sum)
@@ -131,6 +124,34 @@ def train_func(config: dict[str, Any]) -> None:
             break
 
     _finish(job, engine, best_state, student_enhancer, classes, splits, rank, world, dtype, state)
+
+
+def train_step(
+    engine,
+    forward,
+    clips: torch.Tensor,
+    labels: torch.Tensor,
+    job: JobConfig,
+    dtype: torch.dtype,
+    enhancer: torch.nn.Module | None = None,
+    teacher: torch.nn.Module | None = None,
+    teacher_enhancer: torch.nn.Module | None = None,
+) -> torch.Tensor:
+    """One micro-step on a uint8 batch: to the device, enhance, normalise, forward (and the
+    frozen teacher's forward on the same clip, enhanced its way), KD loss, backward, step.
+    Public so that bench/train_step.py times exactly this."""
+    unit, labels = to_unit(clips, engine.device), labels.to(engine.device)
+    mean, std = job.clip.mean, job.clip.std
+    teacher_logits = None
+    if teacher is not None:
+        with torch.no_grad():
+            teacher_logits = teacher(model_input(unit, teacher_enhancer, mean, std, dtype))
+    x = model_input(unit, enhancer, mean, std, dtype)
+    alpha = job.distill.alpha if job.role == "student" else 0.0
+    loss = kd_loss(forward(x), teacher_logits, labels, job.distill.temperature, alpha)
+    engine.backward(loss)
+    engine.step()
+    return loss.detach()
 
 
 def _finish(job, engine, best_state, enhancer, classes, splits, rank, world, dtype, state) -> None:

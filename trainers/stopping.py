@@ -24,7 +24,8 @@ class StopFlags:
 
 
 def flags() -> ray.actor.ActorHandle:
-    """The cluster's one flag board (created on first use, lives as long as the cluster)."""
+    """The cluster's one flag board. The sweep's driver creates it before any trial (an
+    actor first made inside a Train worker dies with that worker's trial)."""
     return StopFlags.options(name=ACTOR_NAME, get_if_exists=True, lifetime="detached").remote()
 
 

@@ -1,0 +1,157 @@
+"""Sweep cost: dlkdd (one shared teacher per enhancement) vs a naive Tune sweep in which
+every trial trains its own teacher, over the same student space and trial count.
+
+Both run side by side in one process on one local Ray (FIFO scheduler, so both do the same
+student work). Worker-seconds are job wall time x Train workers; "in steps" is the time the
+loops spent in their epochs (training + validation), the rest is start-up, scheduling,
+checkpointing, testing and logging.
+
+    python bench/sweep_cost.py [--samples 4] [--epochs 3] [--cpus 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import mlflow
+import ray
+from ray import tune
+
+from orchestrator import jobs
+from orchestrator.search import control_point, tune_space
+from orchestrator.spec import Spec, parse_spec
+from orchestrator.sweep import run_sweep
+from trainers.data.synth import SynthConfig, synthesize
+
+
+def bench_spec(data: Path, work: Path, samples: int, epochs: int) -> Spec:
+    optim = {"epochs": epochs, "batch_size": 8, "lr": 0.003, "warmup_epochs": 0.5}
+    role = {"model": {"arch": "tiny"}, "optim": optim}
+    return parse_spec({
+        "name": "cost",
+        "dataset": {"format": "csv", "root": str(data), "num_workers": 0},
+        "clip": {"num_frames": 8, "stride": 2, "crop_size": 32, "test_windows": 2},
+        "teacher": role,
+        "student": role,
+        "resources": {"num_workers": 2, "cpus_per_worker": 1, "max_failures": 0},
+        "storage": {"path": str(work / "runs")},
+        "tracking": {"uri": f"sqlite:///{work / 'mlflow.db'}"},
+        "sweep": {"enhancements": ["gic", "he"], "num_samples": samples,
+                  "temperature": {"type": "loguniform", "low": 1, "high": 10},
+                  "alpha": {"type": "uniform", "low": 0.1, "high": 0.9},
+                  "scheduler": {"type": "fifo"}},
+    })  # fmt: skip
+
+
+def job_cost(seconds: float, history: list[dict], workers: int) -> dict[str, float]:
+    in_steps = sum(h["epoch_seconds"] for h in history)
+    return {"worker_s": seconds * workers, "step_worker_s": in_steps * workers, "jobs": 1}
+
+
+def add(total: dict[str, float], part: dict[str, float]) -> dict[str, float]:
+    return {k: total.get(k, 0.0) + v for k, v in part.items()}
+
+
+def dlkdd_cost(spec: Spec) -> dict[str, float]:
+    """Runs the real sweep; job durations and epoch times are read back from MLflow."""
+    started = time.perf_counter()
+    parent = run_sweep(spec)
+    wall = time.perf_counter() - started
+    client = mlflow.MlflowClient(spec.tracking.uri)
+    runs = mlflow.search_runs(
+        experiment_names=[spec.tracking.experiment],
+        filter_string=f"tags.`mlflow.parentRunId` = '{parent}'",
+        output_format="list",
+    )
+    total: dict[str, float] = {}
+    for run in runs:
+        epochs = client.get_metric_history(run.info.run_id, "epoch_seconds")
+        seconds = (run.info.end_time - run.info.start_time) / 1000
+        history = [{"epoch_seconds": m.value} for m in epochs]
+        total = add(total, job_cost(seconds, history, spec.resources.num_workers))
+    return {**total, "wall_s": wall}
+
+
+def naive_trial(config: dict, spec_json: dict) -> dict:
+    """What a plain Tune sweep over (enhancement, T, alpha) does: train this trial's own
+    teacher, then its student."""
+    spec = Spec.model_validate(spec_json)
+    trial, storage = tune.get_context().get_trial_id(), spec.storage.resolved()
+    workers, alpha = spec.resources.num_workers, float(config["alpha"])
+    total: dict[str, float] = {}
+    teacher_dir = None
+    if alpha > 0:
+        started = time.perf_counter()
+        teacher = jobs.run_job(spec.job("teacher", config["enhancement"]), spec.resources,
+                               storage, f"naive-teacher-{trial}")  # fmt: skip
+        total = add(total, job_cost(time.perf_counter() - started, teacher.history, workers))
+        teacher_dir = teacher.export_dir
+    job = spec.job("student", teacher_dir=teacher_dir, temperature=config["temperature"],
+                   alpha=alpha)  # fmt: skip
+    started = time.perf_counter()
+    student = jobs.run_job(job, spec.resources, storage, f"naive-student-{trial}")
+    total = add(total, job_cost(time.perf_counter() - started, student.history, workers))
+    return {**total, "val_top1": student.final.get("val_top1", 0.0)}
+
+
+def naive_cost(spec: Spec, concurrency: int) -> dict[str, float]:
+    sweep = spec.sweep
+    started = time.perf_counter()
+    grid = tune.Tuner(
+        tune.with_parameters(naive_trial, spec_json=spec.model_dump(mode="json")),
+        param_space=tune_space(sweep),
+        tune_config=tune.TuneConfig(
+            num_samples=sweep.num_samples + 1,
+            search_alg=tune.search.BasicVariantGenerator(
+                points_to_evaluate=[control_point(sweep)], max_concurrent=concurrency
+            ),
+            max_concurrent_trials=concurrency,
+        ),
+        run_config=tune.RunConfig(name="naive", storage_path=spec.storage.resolved(), verbose=0),
+    ).fit()
+    wall = time.perf_counter() - started
+    total: dict[str, float] = {}
+    for result in grid:
+        total = add(total, {k: result.metrics[k] for k in ("worker_s", "step_worker_s", "jobs")})
+    return {**total, "wall_s": wall}
+
+
+def report(name: str, c: dict[str, float]) -> None:
+    outside = 1 - c["step_worker_s"] / c["worker_s"]
+    print(f"{name:8s} {int(c['jobs']):5d} {c['wall_s']:9.1f} {c['worker_s']:11.1f} "
+          f"{c['step_worker_s']:14.1f} {outside:12.1%}")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=4, help="Student trials (+ control).")
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--cpus", type=int, default=4, help="Logical CPUs of the local Ray.")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        data, work = Path(tmp) / "data", Path(tmp) / "work"
+        synthesize(data, SynthConfig(num_classes=4, train_per_class=16, val_per_class=4,
+                                     test_per_class=4, frames=16, size=64, seed=1))  # fmt: skip
+        spec = bench_spec(data, work, args.samples, args.epochs)
+        ray.init(num_cpus=args.cpus, include_dashboard=False, logging_level="WARNING")
+        ours = dlkdd_cost(spec)
+        per_trial = 1 + spec.resources.num_workers * spec.resources.cpus_per_worker
+        naive = naive_cost(spec, max(args.cpus // per_trial, 1))
+        ray.shutdown()
+    print(f"\n{args.samples} student trials + control, 2 enhancements, {args.epochs} epochs, "
+          f"2 Train workers per job, {args.cpus} logical CPUs")  # fmt: skip
+    print(f"{'':8s} {'jobs':>5s} {'wall s':>9s} {'worker-s':>11s} {'in-step wkr-s':>14s} "
+          f"{'outside steps':>12s}")  # fmt: skip
+    report("dlkdd", ours)
+    report("naive", naive)
+    print(
+        f"naive / dlkdd: worker-seconds {naive['worker_s'] / ours['worker_s']:.2f}x, "
+        f"wall time {naive['wall_s'] / ours['wall_s']:.2f}x"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,67 @@
+"""Locations of checkpoints and exports: a local or NFS path, or a URI (s3://, gs://).
+
+A later stage (a student's teacher, the tracker logging a student, a resumed sweep) reads
+what a job wrote from its storage location, never from the disk of the node that wrote it.
+URIs go through pyarrow's filesystems, which Ray Train itself uses for `storage_path`."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tempfile
+from pathlib import Path
+
+import pyarrow.fs as pafs
+
+
+def is_uri(location: str) -> bool:
+    return "://" in location
+
+
+def join(location: str, *parts: str) -> str:
+    return "/".join([location.rstrip("/"), *parts])
+
+
+def filesystem(location: str) -> tuple[pafs.FileSystem, str]:
+    """(filesystem, path inside it) for a path or URI."""
+    if is_uri(location):
+        return pafs.FileSystem.from_uri(location)
+    return pafs.LocalFileSystem(), str(Path(location).resolve())
+
+
+def is_file(location: str) -> bool:
+    fs, path = filesystem(location)
+    return fs.get_file_info(path).type == pafs.FileType.File
+
+
+def newest_holding(run: str, relative: str) -> str | None:
+    """The newest `checkpoint_*` folder of a Train run (a location) that holds `relative`;
+    Ray names checkpoints by timestamp, so name order is time order."""
+    fs, path = filesystem(run)
+    found = fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
+    names = sorted(
+        (i.base_name for i in found
+         if i.type == pafs.FileType.Directory and i.base_name.startswith("checkpoint_")),
+        reverse=True,
+    )  # fmt: skip
+    return next((join(run, n) for n in names if is_file(join(run, n, relative))), None)
+
+
+def local_copy(location: str) -> Path:
+    """A local folder with the location's files: the folder itself when it is a path, else a
+    download cached by URI (checkpoints do not change once written). Downloads land in a
+    private folder renamed into place, so concurrent trials on one node never see half."""
+    if not is_uri(location):
+        return Path(location)
+    cache = Path(tempfile.gettempdir()) / "dlkdd_storage_cache"
+    dest = cache / hashlib.sha256(location.encode()).hexdigest()[:16]
+    if not dest.is_dir():
+        fs, path = filesystem(location)
+        cache.mkdir(parents=True, exist_ok=True)
+        partial = Path(tempfile.mkdtemp(dir=cache))
+        pafs.copy_files(path, str(partial), source_filesystem=fs)
+        try:
+            partial.rename(dest)
+        except OSError:  # another process finished first
+            shutil.rmtree(partial)
+    return dest
