@@ -88,7 +88,7 @@ def naive_trial(config: dict, spec_json: dict) -> dict:
         teacher = jobs.run_job(spec.job("teacher", config["enhancement"]), spec.resources,
                                storage, f"naive-teacher-{trial}")  # fmt: skip
         total = add(total, job_cost(time.perf_counter() - started, teacher.history, workers))
-        teacher_dir = teacher.export_dir
+        teacher_dir = teacher.export_location
     job = spec.job("student", teacher_dir=teacher_dir, temperature=config["temperature"],
                    alpha=alpha)  # fmt: skip
     started = time.perf_counter()

@@ -56,8 +56,8 @@ def show(result: JobResult) -> None:
         if key not in ("done",):
             table.add_row(key, f"{value:.4f}")
     console.print(table)
-    if result.export_dir:
-        console.print(f"exported model: {result.export_dir}", soft_wrap=True)
+    if result.export_location:
+        console.print(f"exported model: {result.export_location}", soft_wrap=True)
 
 
 @train_app.command("teacher")

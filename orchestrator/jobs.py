@@ -13,6 +13,7 @@ from orchestrator.spec import Resources
 from trainers import export
 from trainers.config import JobConfig
 from trainers.loop import EXPORT_DIR, HISTORY_FILE, train_func
+from trainers.storage import join, local_copy, newest_holding
 
 
 @dataclass
@@ -22,7 +23,8 @@ class JobResult:
     name: str
     history: list[dict[str, float]]
     final: dict[str, float]
-    export_dir: Path | None
+    export_dir: Path | None  # a local copy (downloaded when storage is a URI)
+    export_location: str | None = None  # where later stages read it: a path or a URI
     error: str | None = None
 
 
@@ -59,27 +61,28 @@ def trainer(
     )
 
 
-def result_of(name: str, result) -> JobResult:
-    """Ray's Result -> JobResult. The final checkpoint holds the export and every epoch's
-    metrics (Ray keeps only the last checkpoints' metrics, the loop keeps them all)."""
+def result_of(storage: str, name: str, result) -> JobResult:
+    """Ray's Result -> JobResult, read back from storage: the final checkpoint holds the
+    export and every epoch's metrics (Ray keeps only the last checkpoints' metrics)."""
     final = dict(result.metrics or {})
-    if result.error is not None or not final.get("done") or result.checkpoint is None:
+    done = finished(storage, name) if result.error is None and final.get("done") else None
+    if done is None:
         error = str(result.error or "job ended without its final report").splitlines()[0]
-        return JobResult(name, [], final, None, error)
-    directory = Path(result.checkpoint.path)
-    history = json.loads((directory / HISTORY_FILE).read_text())
-    return JobResult(name, history, final, directory / EXPORT_DIR)
+        return JobResult(name, [], final, None, error=error)
+    return done
 
 
 def finished(storage: str, name: str) -> JobResult | None:
     """The job's result if it already ran to its end in storage (its final checkpoint holds
-    the export): a rerun after a crash returns it rather than training again."""
-    metas = sorted((Path(storage) / name).glob(f"checkpoint_*/{EXPORT_DIR}/{export.META_FILE}"))
-    if not metas:
+    the export), read from there whatever node wrote it; also what a rerun after a crash
+    returns rather than training again."""
+    checkpoint = newest_holding(join(storage, name), f"{EXPORT_DIR}/{export.META_FILE}")
+    if checkpoint is None:
         return None
-    directory = metas[-1].parent.parent
-    history = json.loads((directory / HISTORY_FILE).read_text())
-    return JobResult(name, history, export.read_meta(metas[-1].parent)["metrics"], metas[-1].parent)
+    local = local_copy(checkpoint)
+    history = json.loads((local / HISTORY_FILE).read_text())
+    metrics = export.read_meta(local / EXPORT_DIR)["metrics"]
+    return JobResult(name, history, metrics, local / EXPORT_DIR, join(checkpoint, EXPORT_DIR))
 
 
 def run_job(job: JobConfig, resources: Resources, storage: str, name: str) -> JobResult:
@@ -90,7 +93,7 @@ def run_job(job: JobConfig, resources: Resources, storage: str, name: str) -> Jo
         result = trainer(job, resources, storage, name).fit()
     except Exception as err:  # TrainingFailedError carries the worker's traceback
         return JobResult(name, [], {}, None, error=_first_line(err))
-    return result_of(name, result)
+    return result_of(storage, name, result)
 
 
 def _first_line(err: BaseException) -> str:

@@ -136,7 +136,7 @@ class Spec(StrictModel):
         self,
         role: Literal["teacher", "student"],
         enhancement: str | None = None,
-        teacher_dir: Path | None = None,
+        teacher_dir: str | Path | None = None,
         temperature: float | None = None,
         alpha: float | None = None,
     ) -> JobConfig:
@@ -155,7 +155,7 @@ class Spec(StrictModel):
             model=side.model,
             optim=side.optim,
             distill=distill,
-            teacher_dir=teacher_dir,
+            teacher_dir=str(teacher_dir) if teacher_dir else None,
             deepspeed=self.deepspeed,
             seed=self.seed,
         )

@@ -3,7 +3,7 @@ teacher), each trial a TorchTrainer job; ASHA stops weak trials cooperatively.""
 
 from __future__ import annotations
 
-from pathlib import Path
+import time
 from typing import Any
 
 from ray import tune
@@ -29,25 +29,38 @@ class CooperativeASHA(ASHAScheduler):
         return decision
 
 
-def student_trial(config: dict[str, Any], spec_json: dict, teachers: dict[str, str]) -> dict:
-    """One trial: a student TorchTrainer job; its reports reach Tune via TuneReportCallback."""
+class SyncedTuneReportCallback(TuneReportCallback):
+    """TuneReportCallback that returns only once Tune has taken the report. Upstream returns
+    as soon as the report is queued, so fit() can end before Tune took the final one; Tune's
+    trainable then holds two results for a one-slot queue and deadlocks. That happens when
+    the driver is slow to ask for results (say, while it retries an unreachable MLflow)."""
+
+    def after_report(self, run_context, metrics, checkpoint) -> None:
+        super().after_report(run_context, metrics, checkpoint)
+        while not self._training_actor_item_queue.empty():
+            time.sleep(0.2)
+
+
+def student_trial(config: dict[str, Any], spec_json: dict, teachers: dict[str, str]) -> None:
+    """One trial: a student TorchTrainer job; its epoch reports reach Tune through the
+    callback (a return value would be one more report, so it returns nothing)."""
     spec = Spec.model_validate(spec_json)
     trial_id = tune.get_context().get_trial_id()
     alpha, enhancement = float(config["alpha"]), config["enhancement"]
     job = spec.job(
         "student",
-        teacher_dir=Path(teachers[enhancement]) if alpha > 0 else None,
+        teacher_dir=teachers[enhancement] if alpha > 0 else None,
         temperature=float(config["temperature"]),
         alpha=alpha,
     ).model_copy(update={"stop_key": trial_id})
     name, storage = f"{spec.name}-student-{trial_id}", spec.storage.resolved()
-    result = jobs.finished(storage, name)  # finished before a driver crash: not rerun
-    if result is None:
-        trainer = jobs.trainer(job, spec.resources, storage, name, [TuneReportCallback()])
-        result = jobs.result_of(name, trainer.fit())
+    if done := jobs.finished(storage, name):  # finished before a driver crash: not rerun
+        tune.report(done.final)
+        return
+    trainer = jobs.trainer(job, spec.resources, storage, name, [SyncedTuneReportCallback()])
+    result = jobs.result_of(storage, name, trainer.fit())
     if result.error:
         raise RuntimeError(result.error)
-    return {**result.final, "export_dir": str(result.export_dir)}
 
 
 def max_concurrent(spec: Spec, cluster_cpus: float, cluster_gpus: float) -> int:

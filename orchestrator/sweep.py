@@ -68,7 +68,7 @@ def run_sweep(spec: Spec, resume: bool = False) -> str:
         )
         tuner = students.tuner(
             spec,
-            {e: str(t.export_dir) for e, t in teachers.items()},
+            {e: t.export for e, t in teachers.items()},
             tracker,
             tune_name,
             resume,

@@ -18,13 +18,14 @@ from trainers.config import JobConfig
 from trainers.data.frames import sample_frames
 from trainers.data.manifests import load_splits
 from trainers.enhance import zero_dce
+from trainers.storage import is_file, join
 
 
 @dataclass(frozen=True)
 class Teacher:
     enhancement: str
     run_id: str
-    export_dir: Path
+    export: str  # where its export lies in storage: a path or a URI
     fingerprint: str
     reused: bool
 
@@ -59,7 +60,7 @@ def teacher_job(spec: Spec, enhancement: str) -> JobConfig:
     return job
 
 
-def find_finished(fingerprint: str, experiment_id: str) -> tuple[str, Path] | None:
+def find_finished(fingerprint: str, experiment_id: str) -> tuple[str, str] | None:
     """A finished teacher run with this fingerprint whose export can still be read."""
     runs = mlflow.search_runs(
         [experiment_id],
@@ -69,9 +70,9 @@ def find_finished(fingerprint: str, experiment_id: str) -> tuple[str, Path] | No
         output_format="list",
     )
     for run in runs:
-        export_dir = Path(run.data.tags.get("dlkdd.export_dir", ""))
-        if (export_dir / "meta.json").is_file():
-            return run.info.run_id, export_dir
+        location = run.data.tags.get("dlkdd.export_dir")
+        if location and is_file(join(location, "meta.json")):
+            return run.info.run_id, location
     return None
 
 
@@ -102,7 +103,7 @@ def ensure_teachers(spec: Spec, experiment_id: str, parent_run_id: str) -> dict[
             with tracking.job_run(names[enhancement], jobs[enhancement], tags, parent_run_id) as r:
                 tracking.log_result(result)  # raises JobFailed (run FAILED) on error
             teachers[enhancement] = Teacher(
-                enhancement, r.info.run_id, result.export_dir, prints[enhancement], reused=False
+                enhancement, r.info.run_id, result.export_location, prints[enhancement], False
             )
             console.print(
                 f"teacher [bold]{enhancement}[/bold]: test_top1 "

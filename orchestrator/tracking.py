@@ -98,7 +98,7 @@ def log_result(result: JobResult) -> None:
         mlflow.log_metrics(final, step=int(result.final.get("epoch", 0)))
     if result.export_dir is not None:
         mlflow.log_artifacts(str(result.export_dir), artifact_path="export")
-        mlflow.set_tag("dlkdd.export_dir", str(result.export_dir))
+        mlflow.set_tag("dlkdd.export_dir", result.export_location or str(result.export_dir))
     if result.error:
         mlflow.set_tag("dlkdd.error", result.error[:5000])
         raise JobFailed(f"{result.name} failed: {result.error}")  # ends the run as FAILED

@@ -141,11 +141,6 @@ class StudentTracker(tune.Callback):
         self.runs[trial_id] = run.info.run_id
         return run.info.run_id
 
-    def export_of(self, trial_id: str) -> Path | None:
-        """The export in the trial's final checkpoint (its Train run is named by trial id)."""
-        done = jobs.finished(self.storage, f"{self.sweep}-student-{trial_id}")
-        return done.export_dir if done else None
-
     def _start(self, trial_id: str, config: dict) -> None:
         self.run_id(trial_id, config)
 
@@ -158,11 +153,12 @@ class StudentTracker(tune.Callback):
         run_id = self.run_id(trial_id, config)
         if trial_id in self.logged:
             return
-        export_dir = self.export_of(trial_id)
-        if export_dir is not None:
-            self.client.set_tag(run_id, "dlkdd.export_dir", str(export_dir))
-            self.client.log_artifacts(run_id, str(export_dir), "export")
-            log_pytorch_model(run_id, export_dir)
+        # The export in the trial's final checkpoint (its Train run is named by trial id).
+        done = jobs.finished(self.storage, f"{self.sweep}-student-{trial_id}")
+        if done is not None:
+            self.client.set_tag(run_id, "dlkdd.export_dir", done.export_location)
+            self.client.log_artifacts(run_id, str(done.export_dir), "export")
+            log_pytorch_model(run_id, done.export_dir)
         self.client.set_terminated(run_id, "FINISHED")
         self.logged.add(trial_id)
 

@@ -8,6 +8,7 @@ joins one Ray cluster and the test session already has its own.
 from __future__ import annotations
 
 import json
+import socket
 import sys
 import threading
 import time
@@ -20,6 +21,12 @@ from ray.util.state import list_actors
 from orchestrator import jobs
 from orchestrator.spec import parse_spec
 from orchestrator.sweep import run_sweep
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def remove_when_training(cluster: Cluster, node, storage: Path, removed: dict) -> None:
@@ -39,7 +46,8 @@ def main(spec_json: str, result_json: str) -> None:
     spec = parse_spec(json.loads(Path(spec_json).read_text()))
     cluster = Cluster(
         initialize_head=True,
-        head_node_args={"num_cpus": 1, "include_dashboard": True},  # the driver's node
+        # The driver's node; the dashboard serves the State API (placement-group cleanup).
+        head_node_args={"num_cpus": 1, "include_dashboard": True, "dashboard_port": free_port()},
     )
     nodes = [cluster.add_node(num_cpus=3, resources={f"worker_{i}": 1}) for i in (1, 2)]
     ray.init(address=cluster.address)

@@ -107,7 +107,9 @@ class JobConfig(StrictModel):
     model: ModelConfig = ModelConfig()
     optim: OptimConfig = OptimConfig()
     distill: DistillConfig = DistillConfig()
-    teacher_dir: Path | None = Field(None, description="Exported teacher (student role).")
+    teacher_dir: str | None = Field(
+        None, description="Exported teacher (student role): a path or a storage URI."
+    )
     deepspeed: dict[str, Any] = Field(default_factory=dict)
     seed: int = 0
     stop_key: str | None = Field(None, description="Early-stop flag key (set by the sweep).")

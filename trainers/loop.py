@@ -20,7 +20,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
-from trainers import enhance, export, models, schedule, stopping
+from trainers import enhance, export, models, schedule, stopping, storage
 from trainers.config import JobConfig
 from trainers.data.clips import ClipDataset
 from trainers.data.manifests import load_splits
@@ -201,9 +201,10 @@ def _inputs(job: JobConfig, device: torch.device, dtype: torch.dtype):
         return enhance.build(e.name, e.gamma, e.zero_dce_weights).to(device), None, None
     if job.distill.alpha == 0:
         return None, None, None
-    teacher, meta = export.load(job.teacher_dir)
+    teacher_dir = storage.local_copy(job.teacher_dir)  # downloaded when it is a URI
+    teacher, meta = export.load(teacher_dir)
     teacher = teacher.to(device=device, dtype=dtype).requires_grad_(False)
-    teacher_enhancer = export.input_enhancer(job.teacher_dir, meta)
+    teacher_enhancer = export.input_enhancer(teacher_dir, meta)
     return None, teacher, teacher_enhancer.to(device) if teacher_enhancer else None
 
 
