@@ -2,11 +2,11 @@
 every trial trains its own teacher, over the same student space and trial count.
 
 Both run side by side in one process on one local Ray (FIFO scheduler, so both do the same
-student work). Worker-seconds are job wall time x Train workers; "in steps" is the time the
-loops spent in their epochs (training + validation), the rest is start-up, scheduling,
-checkpointing, testing and logging.
+student work). Worker-seconds are each Train run's duration (from its storage marker to its
+last file) x its workers; "in steps" is the time the loops spent in their epochs (training
++ validation), the rest is start-up, scheduling, checkpointing, testing and export.
 
-    python bench/sweep_cost.py [--samples 4] [--epochs 3] [--cpus 4]
+    python bench/sweep_cost.py [--samples 4] [--epochs 3] [--cpus 3]
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import mlflow
 import ray
 from ray import tune
 
@@ -46,61 +45,52 @@ def bench_spec(data: Path, work: Path, samples: int, epochs: int) -> Spec:
     })  # fmt: skip
 
 
-def job_cost(seconds: float, history: list[dict], workers: int) -> dict[str, float]:
-    in_steps = sum(h["epoch_seconds"] for h in history)
-    return {"worker_s": seconds * workers, "step_worker_s": in_steps * workers, "jobs": 1}
-
-
-def add(total: dict[str, float], part: dict[str, float]) -> dict[str, float]:
-    return {k: total.get(k, 0.0) + v for k, v in part.items()}
+def job_costs(storage: str, prefix: str, workers: int) -> dict[str, float]:
+    """Worker-seconds of every Train run named `prefix*`, read from storage the same way for
+    both approaches: from the run's storage marker (written when Ray Train starts it) to its
+    last file; in-step time is the sum of its epochs' `epoch_seconds`."""
+    total = {"jobs": 0.0, "worker_s": 0.0, "step_worker_s": 0.0}
+    for run in sorted(Path(storage).glob(f"{prefix}*")):
+        done = jobs.finished(storage, run.name)
+        if done is None or not (run / ".validate_storage_marker").is_file():
+            continue
+        started = (run / ".validate_storage_marker").stat().st_mtime
+        ended = max(f.stat().st_mtime for f in run.rglob("*") if f.is_file())
+        total["jobs"] += 1
+        total["worker_s"] += (ended - started) * workers
+        total["step_worker_s"] += sum(h["epoch_seconds"] for h in done.history) * workers
+    return total
 
 
 def dlkdd_cost(spec: Spec) -> dict[str, float]:
-    """Runs the real sweep; job durations and epoch times are read back from MLflow."""
+    """The real sweep: shared teachers, then the students."""
     started = time.perf_counter()
-    parent = run_sweep(spec)
+    run_sweep(spec)
     wall = time.perf_counter() - started
-    client = mlflow.MlflowClient(spec.tracking.uri)
-    runs = mlflow.search_runs(
-        experiment_names=[spec.tracking.experiment],
-        filter_string=f"tags.`mlflow.parentRunId` = '{parent}'",
-        output_format="list",
-    )
-    total: dict[str, float] = {}
-    for run in runs:
-        epochs = client.get_metric_history(run.info.run_id, "epoch_seconds")
-        seconds = (run.info.end_time - run.info.start_time) / 1000
-        history = [{"epoch_seconds": m.value} for m in epochs]
-        total = add(total, job_cost(seconds, history, spec.resources.num_workers))
-    return {**total, "wall_s": wall}
+    return {**job_costs(spec.storage.path, f"{spec.name}-", spec.resources.num_workers),
+            "wall_s": wall}  # fmt: skip
 
 
-def naive_trial(config: dict, spec_json: dict) -> dict:
+def naive_trial(config: dict, spec_json: dict) -> None:
     """What a plain Tune sweep over (enhancement, T, alpha) does: train this trial's own
     teacher, then its student."""
     spec = Spec.model_validate(spec_json)
     trial, storage = tune.get_context().get_trial_id(), spec.storage.resolved()
-    workers, alpha = spec.resources.num_workers, float(config["alpha"])
-    total: dict[str, float] = {}
-    teacher_dir = None
+    alpha, teacher_dir = float(config["alpha"]), None
     if alpha > 0:
-        started = time.perf_counter()
         teacher = jobs.run_job(spec.job("teacher", config["enhancement"]), spec.resources,
                                storage, f"naive-teacher-{trial}")  # fmt: skip
-        total = add(total, job_cost(time.perf_counter() - started, teacher.history, workers))
         teacher_dir = teacher.export_location
     job = spec.job("student", teacher_dir=teacher_dir, temperature=config["temperature"],
                    alpha=alpha)  # fmt: skip
-    started = time.perf_counter()
     student = jobs.run_job(job, spec.resources, storage, f"naive-student-{trial}")
-    total = add(total, job_cost(time.perf_counter() - started, student.history, workers))
-    return {**total, "val_top1": student.final.get("val_top1", 0.0)}
+    tune.report({"val_top1": student.final.get("val_top1", 0.0)})
 
 
 def naive_cost(spec: Spec, concurrency: int) -> dict[str, float]:
     sweep = spec.sweep
     started = time.perf_counter()
-    grid = tune.Tuner(
+    tune.Tuner(
         tune.with_parameters(naive_trial, spec_json=spec.model_dump(mode="json")),
         param_space=tune_space(sweep),
         tune_config=tune.TuneConfig(
@@ -113,10 +103,8 @@ def naive_cost(spec: Spec, concurrency: int) -> dict[str, float]:
         run_config=tune.RunConfig(name="naive", storage_path=spec.storage.resolved(), verbose=0),
     ).fit()
     wall = time.perf_counter() - started
-    total: dict[str, float] = {}
-    for result in grid:
-        total = add(total, {k: result.metrics[k] for k in ("worker_s", "step_worker_s", "jobs")})
-    return {**total, "wall_s": wall}
+    return {**job_costs(spec.storage.path, "naive-", spec.resources.num_workers),
+            "wall_s": wall}  # fmt: skip
 
 
 def report(name: str, c: dict[str, float]) -> None:
@@ -129,14 +117,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=4, help="Student trials (+ control).")
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--cpus", type=int, default=4, help="Logical CPUs of the local Ray.")
+    parser.add_argument(
+        "--cpus", type=int, default=3,
+        help="Logical CPUs of the local Ray; 3 = one 2-worker job at a time on 2 cores.",
+    )  # fmt: skip
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         data, work = Path(tmp) / "data", Path(tmp) / "work"
         synthesize(data, SynthConfig(num_classes=4, train_per_class=16, val_per_class=4,
                                      test_per_class=4, frames=16, size=64, seed=1))  # fmt: skip
         spec = bench_spec(data, work, args.samples, args.epochs)
-        ray.init(num_cpus=args.cpus, include_dashboard=False, logging_level="WARNING")
+        # With the dashboard, as dlkdd runs: Train's placement-group cleaner needs its State API.
+        ray.init(num_cpus=args.cpus, include_dashboard=True, logging_level="WARNING")
         ours = dlkdd_cost(spec)
         per_trial = 1 + spec.resources.num_workers * spec.resources.cpus_per_worker
         naive = naive_cost(spec, max(args.cpus // per_trial, 1))

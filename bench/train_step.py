@@ -52,7 +52,7 @@ def engine_for(job: JobConfig, device: torch.device, bf16: bool, channels_last: 
         model = model.to(memory_format=torch.channels_last_3d)
     opt = schedule.optimiser(model, job.optim)
     engine, *_ = deepspeed.initialize(
-        model=model, optimizer=opt, config=schedule.deepspeed_config(job.optim, bf16, None)
+        model=model, optimizer=opt, config=schedule.deepspeed_config(job.optim, bf16, job.deepspeed)
     )
     return engine
 
