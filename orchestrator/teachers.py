@@ -3,6 +3,7 @@ concurrently (each a TorchTrainer job inside a zero-CPU Ray task)."""
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from trainers.config import JobConfig
 from trainers.data.frames import sample_frames
 from trainers.data.manifests import load_splits
 from trainers.enhance import zero_dce
-from trainers.storage import is_file, join
+from trainers.storage import is_file, join, put
 
 
 @dataclass(frozen=True)
@@ -35,21 +36,24 @@ def _train_remote(job: JobConfig, resources: Resources, storage: str, name: str)
     return run_job(job, resources, storage, name)
 
 
-def zero_dce_weights(spec: Spec) -> Path:
-    """The spec's Zero-DCE weights, or ones trained on its training frames (cached)."""
+def zero_dce_weights(spec: Spec) -> str:
+    """The spec's Zero-DCE weights, or ones trained on its training frames, kept in storage
+    (where every node's teacher job reads them) and reused by every later sweep."""
     if spec.enhancement.zero_dce_weights is not None:
         return spec.enhancement.zero_dce_weights
     steps = spec.sweep.zero_dce_steps if spec.sweep else 300
     key = teacher_fingerprint(spec.job("teacher", "identity"))
-    path = Path(spec.storage.resolved()) / "zero_dce" / f"{key}-{steps}.pt"
-    if not path.is_file():
+    location = join(spec.storage.resolved(), "zero_dce", f"{key}-{steps}.pt")
+    if not is_file(location):
         items = load_splits(spec.dataset, spec.seed)["train"].items
         frames = sample_frames([p for p, _ in items], per_video=2, max_size=128, seed=spec.seed)
         with console.status(f"training Zero-DCE on {len(frames)} frames ({steps} steps)"):
             net, history = zero_dce.train(frames, steps=steps, seed=spec.seed)
-        zero_dce.save(net, path)
-        console.print(f"Zero-DCE: loss {history[0]:.3f} -> {history[-1]:.3f}, saved {path}")
-    return path
+        with tempfile.TemporaryDirectory() as d:
+            zero_dce.save(net, Path(d) / "zero_dce.pt")
+            put(Path(d) / "zero_dce.pt", location)
+        console.print(f"Zero-DCE: loss {history[0]:.3f} -> {history[-1]:.3f}, saved {location}")
+    return location
 
 
 def teacher_job(spec: Spec, enhancement: str) -> JobConfig:

@@ -51,7 +51,9 @@ class ClipConfig(StrictModel):
 class EnhancementConfig(StrictModel):
     name: EnhancementName = "gic"
     gamma: float = Field(2.0, gt=0, description="Gamma for gic / gic_he (>1 brightens).")
-    zero_dce_weights: Path | None = Field(None, description="Local Zero-DCE weights file.")
+    zero_dce_weights: str | None = Field(
+        None, description="Zero-DCE weights file: a path every node sees, or a storage URI."
+    )
 
     def params(self) -> dict[str, Any]:
         """The parameters that actually influence this enhancement (for fingerprints, build)."""

@@ -170,9 +170,7 @@ def _finish(job, engine, best_state, enhancer, classes, splits, rank, world, dty
     with tempfile.TemporaryDirectory() as d:
         if rank == 0:
             meta = _meta(job, classes, metrics)
-            weights = job.enhancement.zero_dce_weights if job.role == "teacher" else None
-            use_weights = weights if job.enhancement.name == "zero_dce" else None
-            export.export(Path(d) / EXPORT_DIR, best_state, meta, use_weights)
+            export.export(Path(d) / EXPORT_DIR, best_state, meta, _zero_dce_file(job))
             (Path(d) / HISTORY_FILE).write_text(json.dumps(state["history"]))
         ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(d))
 
@@ -191,6 +189,14 @@ def _meta(job: JobConfig, classes: list[str], metrics: dict[str, float]) -> dict
     }
 
 
+def _zero_dce_file(job: JobConfig) -> Path | None:
+    """A teacher's Zero-DCE weights as a local file (downloaded if they live in storage)."""
+    e = job.enhancement
+    if job.role != "teacher" or e.name != "zero_dce" or e.zero_dce_weights is None:
+        return None
+    return storage.local_file(e.zero_dce_weights)
+
+
 def _inputs(job: JobConfig, device: torch.device, dtype: torch.dtype):
     """(enhancer of the trained model's input, frozen teacher, teacher's input enhancer).
 
@@ -198,7 +204,7 @@ def _inputs(job: JobConfig, device: torch.device, dtype: torch.dtype):
     the same clip enhanced the way the teacher was trained (read from the teacher's export)."""
     if job.role == "teacher":
         e = job.enhancement
-        return enhance.build(e.name, e.gamma, e.zero_dce_weights).to(device), None, None
+        return enhance.build(e.name, e.gamma, _zero_dce_file(job)).to(device), None, None
     if job.distill.alpha == 0:
         return None, None, None
     teacher_dir = storage.local_copy(job.teacher_dir)  # downloaded when it is a URI

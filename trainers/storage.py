@@ -47,6 +47,21 @@ def newest_holding(run: str, relative: str) -> str | None:
     return next((join(run, n) for n in names if is_file(join(run, n, relative))), None)
 
 
+def local_file(location: str) -> Path:
+    """A local copy of one file (a download cached by URI when it is not a path)."""
+    if not is_uri(location):
+        return Path(location)
+    folder = local_copy(location.rsplit("/", 1)[0])
+    return folder / location.rsplit("/", 1)[1]
+
+
+def put(local: Path, location: str) -> None:
+    """Writes a local file to a path or URI (parents made as needed)."""
+    fs, path = filesystem(location)
+    fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+    pafs.copy_files(str(local), path, destination_filesystem=fs)
+
+
 def local_copy(location: str) -> Path:
     """A local folder with the location's files: the folder itself when it is a path, else a
     download cached by URI (checkpoints do not change once written). Downloads land in a

@@ -1,0 +1,58 @@
+"""Storage locations: the same reads and writes for a path and a URI (file:// here, read
+through pyarrow exactly as s3:// is), and Zero-DCE weights a sweep keeps there."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from orchestrator.spec import parse_spec
+from orchestrator.teachers import zero_dce_weights
+from tests.conftest import small_spec
+from trainers import storage
+from trainers.enhance import zero_dce
+
+
+@pytest.fixture(params=["path", "uri"])
+def root(request, tmp_path: Path) -> str:
+    return str(tmp_path) if request.param == "path" else f"file://{tmp_path}"
+
+
+def test_put_then_read_back(root: str, tmp_path: Path) -> None:
+    source = tmp_path / "source.bin"
+    source.write_bytes(b"weights")
+    location = storage.join(root, "deep", "er", "w.pt")
+    assert not storage.is_file(location)
+    storage.put(source, location)
+    assert storage.is_file(location)
+    assert storage.local_file(location).read_bytes() == b"weights"
+
+
+def test_newest_checkpoint_holding_a_file(root: str, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    for name in ("checkpoint_2026-01-01_00-00-01.0", "checkpoint_2026-01-01_00-00-03.0"):
+        (run / name / "export").mkdir(parents=True)
+    (run / "checkpoint_2026-01-01_00-00-01.0" / "export" / "meta.json").write_text("{}")
+    (run / "checkpoint_2026-01-01_00-00-02.0" / "export").mkdir(parents=True)
+    (run / "checkpoint_2026-01-01_00-00-02.0" / "export" / "meta.json").write_text("{}")
+    newest = storage.newest_holding(storage.join(root, "run"), "export/meta.json")
+    assert newest == storage.join(root, "run", "checkpoint_2026-01-01_00-00-02.0")
+    copy = storage.local_copy(storage.join(newest, "export"))
+    assert (copy / "meta.json").read_text() == "{}"
+    assert storage.newest_holding(storage.join(root, "nothing"), "export/meta.json") is None
+
+
+def test_zero_dce_weights_are_trained_once_into_storage(synth_root, root: str, tmp_path) -> None:
+    sweep = {"enhancements": ["zero_dce"], "zero_dce_steps": 3,
+             "temperature": {"type": "choice", "values": [4]},
+             "alpha": {"type": "choice", "values": [0.5]}}  # fmt: skip
+    spec = small_spec(synth_root, tmp_path, sweep=sweep)
+    spec["storage"]["path"] = storage.join(root, "runs")
+    spec = parse_spec(spec)
+    location = zero_dce_weights(spec)
+    assert location.startswith(spec.storage.path) and storage.is_file(location)
+    zero_dce.load(storage.local_file(location))  # a real DCENet state_dict
+    stamp = (tmp_path / "runs" / "zero_dce").stat().st_mtime_ns
+    assert zero_dce_weights(spec) == location  # reused, not retrained
+    assert (tmp_path / "runs" / "zero_dce").stat().st_mtime_ns == stamp
