@@ -152,7 +152,7 @@ def demo(
             synthesize(data, SynthConfig(num_classes=4, train_per_class=24, val_per_class=6,
                                          test_per_class=6, frames=24, size=64))  # fmt: skip
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
-    sweep("smoke", resume=False)
+    sweep("smoke", resume=False, tracking_uri=None, storage=None)
     try:
         promote("smoke", tracking_uri=DEFAULT_URI, experiment="dlkdd", metric="val_top1",
                 name="dlkdd-student", force=False)  # fmt: skip
