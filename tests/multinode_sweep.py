@@ -29,16 +29,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def remove_when_training(cluster: Cluster, node, storage: Path, removed: dict) -> None:
-    """Removes `node` once two student runs have checkpointed an epoch (both worker
-    nodes are busy then: a trial's two Train workers fill most of one node)."""
+def remove_when_training(nodes: list, cluster: Cluster, storage: Path, removed: dict) -> None:
+    """Once two student runs have checkpointed an epoch, removes the first worker node that
+    hosts live Train workers: a trial is then lost mid-training, after a checkpoint."""
     deadline = time.monotonic() + 900
     while time.monotonic() < deadline:
-        started = {p.parent.name for p in storage.glob("*-student-*/checkpoint_*")}
-        if len(started) >= 2:
-            cluster.remove_node(node, allow_graceful=False)
-            removed["at"] = time.time()
-            return
+        if len({p.parent.name for p in storage.glob("*-student-*/checkpoint_*")}) >= 2:
+            alive = list_actors(
+                filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")]
+            )
+            hosts = {a.node_id for a in alive}
+            node = next((n for n in nodes if n.node_id in hosts), None)
+            if node is not None:
+                cluster.remove_node(node, allow_graceful=False)
+                removed["node"] = node.node_id
+                return
         time.sleep(0.5)
 
 
@@ -54,7 +59,7 @@ def main(spec_json: str, result_json: str) -> None:
     ids = {n.node_id: f"worker_{i}" for i, n in enumerate(nodes, 1)}
     removed: dict = {}
     watcher = threading.Thread(
-        target=remove_when_training, args=(cluster, nodes[0], Path(spec.storage.path), removed)
+        target=remove_when_training, args=(nodes, cluster, Path(spec.storage.path), removed)
     )
     watcher.start()
     parent = run_sweep(spec)

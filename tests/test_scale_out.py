@@ -167,7 +167,7 @@ def test_multinode_sweep_spreads_and_survives_a_lost_node(train_root, tmp_path) 
     both workers; one worker node is removed mid-trial; the sweep completes and the
     affected student resumes from its checkpoint rather than from epoch 0."""
     spec = small_spec(train_root, tmp_path, name="multi", teacher=EPOCHS,
-                      student={"optim": {"epochs": 3}},
+                      student={"optim": {"epochs": 5}},
                       sweep={**SWEEP, "num_samples": 2})  # fmt: skip
     spec["resources"]["max_failures"] = 2
     spec_json, result_json = tmp_path / "spec.json", tmp_path / "result.json"
