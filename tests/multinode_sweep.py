@@ -8,6 +8,7 @@ joins one Ray cluster and the test session already has its own.
 from __future__ import annotations
 
 import json
+import os
 import socket
 import sys
 import threading
@@ -16,6 +17,8 @@ from pathlib import Path
 
 import ray
 from ray.cluster_utils import Cluster
+from ray.train.v2._internal.state.schema import RunStatus
+from ray.train.v2._internal.state.state_actor import get_state_actor
 from ray.util.state import list_actors
 
 from orchestrator import jobs
@@ -29,25 +32,39 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def live_worker_nodes(run_names: set[str]) -> dict[str, set[str]]:
+    """Those of these Train runs that are running -> the nodes of their workers (Ray Train's
+    state actor, kept when RAY_TRAIN_ENABLE_STATE_TRACKING is on)."""
+    actor = get_state_actor()
+    if actor is None:
+        return {}
+    runs = ray.get(actor.get_train_runs.remote())
+    attempts = ray.get(actor.get_train_run_attempts.remote())
+    return {
+        run.name: {w.node_id for w in list(attempts[run_id].values())[-1].workers}
+        for run_id, run in runs.items()
+        if run.name in run_names and run.status == RunStatus.RUNNING and attempts.get(run_id)
+    }
+
+
 def remove_when_training(nodes: list, cluster: Cluster, storage: Path, removed: dict) -> None:
-    """Once two student runs have checkpointed an epoch, removes the first worker node that
-    hosts live Train workers: a trial is then lost mid-training, after a checkpoint."""
+    """Once two student runs have checkpointed an epoch, removes a worker node that hosts
+    the live workers of one of them: that trial is lost mid-training, after a checkpoint."""
     deadline = time.monotonic() + 900
     while time.monotonic() < deadline:
-        if len({p.parent.name for p in storage.glob("*-student-*/checkpoint_*")}) >= 2:
-            alive = list_actors(
-                filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")]
-            )
-            hosts = {a.node_id for a in alive}
-            node = next((n for n in nodes if n.node_id in hosts), None)
-            if node is not None:
-                cluster.remove_node(node, allow_graceful=False)
-                removed["node"] = node.node_id
-                return
+        checkpointed = {p.parent.name for p in storage.glob("*-student-*/checkpoint_*")}
+        if len(checkpointed) >= 2:
+            for name, hosts in live_worker_nodes(checkpointed).items():
+                node = next((n for n in nodes if n.node_id in hosts), None)
+                if node is not None:
+                    cluster.remove_node(node, allow_graceful=False)
+                    removed.update(node=node.node_id, run=name)
+                    return
         time.sleep(0.5)
 
 
 def main(spec_json: str, result_json: str) -> None:
+    os.environ["RAY_TRAIN_ENABLE_STATE_TRACKING"] = "1"  # inherited by the nodes' workers
     spec = parse_spec(json.loads(Path(spec_json).read_text()))
     cluster = Cluster(
         initialize_head=True,
@@ -69,7 +86,7 @@ def main(spec_json: str, result_json: str) -> None:
     finals = {r.name: jobs.finished(spec.storage.path, r.name).final for r in runs}
     Path(result_json).write_text(json.dumps({
         "parent": parent,
-        "removed": bool(removed),
+        "removed_run": removed.get("run"),
         "worker_nodes": sorted({ids[a.node_id] for a in workers if a.node_id in ids}),
         "resumed_from_epoch": {name: f.get("resumed_from_epoch", 0) for name, f in finals.items()},
     }))  # fmt: skip
