@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 from pathlib import Path
 
 import torch
@@ -15,18 +14,13 @@ import torch
 from trainers import enhance
 from trainers.enhance import zero_dce
 
+from timing import per_second
+
 
 def frames_per_second(module: torch.nn.Module, video: torch.Tensor, repeat: int) -> float:
-    sync = torch.cuda.synchronize if video.is_cuda else (lambda: None)
-    with torch.no_grad():
-        module(video)
-        sync()
-        start = time.perf_counter()
-        for _ in range(repeat):
-            module(video)
-        sync()
     b, _, t = video.shape[:3]
-    return repeat * b * t / (time.perf_counter() - start)
+    with torch.no_grad():
+        return per_second(lambda _: module(video), repeat, b * t, video.device, warmup=1)
 
 
 def main() -> None:

@@ -20,7 +20,6 @@ import argparse
 import itertools
 import os
 import tempfile
-import time
 from pathlib import Path
 
 import deepspeed
@@ -35,6 +34,8 @@ from trainers.data.manifests import load_splits
 from trainers.data.synth import SynthConfig, synthesize
 from trainers.loop import train_step
 from trainers.preprocess import normalise
+
+from timing import per_second
 
 NUM_CLASSES = 4
 
@@ -57,19 +58,6 @@ def engine_for(job: JobConfig, device: torch.device, bf16: bool, channels_last: 
     return engine
 
 
-def timed(step, batches: int, batch_size: int, device: torch.device) -> float:
-    """Clips/s over `batches` calls of step(i), after two warm-up calls."""
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    for i in range(2):
-        step(i)
-    sync()
-    start = time.perf_counter()
-    for i in range(batches):
-        step(i)
-    sync()
-    return batches * batch_size / (time.perf_counter() - start)
-
-
 def full_step(job, engine, forward, loader, enhancer, dtype, batches: int) -> float:
     """The real loader feeding train_step; the loader is cycled so it never runs dry."""
     stream = itertools.cycle(loader)
@@ -78,7 +66,7 @@ def full_step(job, engine, forward, loader, enhancer, dtype, batches: int) -> fl
         clips, labels, _skipped = next(stream)
         train_step(engine, forward, clips, labels, job, dtype, enhancer)
 
-    return timed(step, batches, job.optim.batch_size, engine.device)
+    return per_second(step, batches, job.optim.batch_size, engine.device)
 
 
 def bare_step(model, x: torch.Tensor, labels: torch.Tensor, batches: int) -> float:
@@ -86,7 +74,7 @@ def bare_step(model, x: torch.Tensor, labels: torch.Tensor, batches: int) -> flo
         model.zero_grad(set_to_none=True)
         torch.nn.functional.cross_entropy(model(x).float(), labels).backward()
 
-    return timed(step, batches, len(x), x.device)
+    return per_second(step, batches, len(x), x.device)
 
 
 def memory_step(job, engine, forward, clips, labels, dtype, teacher=None, t_enh=None):
@@ -170,9 +158,9 @@ def main() -> None:
         engine = engine_for(student_job, device, dtype == torch.bfloat16, False)
         teacher = models.build(args.arch, NUM_CLASSES).to(device, dtype).eval()
         teacher.requires_grad_(False)
-        ce = timed(memory_step(teacher_job, engine, engine, clips, labels, dtype),
+        ce = per_second(memory_step(teacher_job, engine, engine, clips, labels, dtype),
                    args.batches, args.batch, device)  # fmt: skip
-        kd = timed(memory_step(student_job, engine, engine, clips, labels, dtype, teacher,
+        kd = per_second(memory_step(student_job, engine, engine, clips, labels, dtype, teacher,
                                enhancer), args.batches, args.batch, device)  # fmt: skip
         print(f"student step, in-memory batches: plain CE {ce:.1f} clips/s, with online "
               f"teacher ({args.enhancement}) {kd:.1f} clips/s, teacher overhead "
