@@ -9,13 +9,20 @@ import pytest
 from trainers.data.synth import SynthConfig, synthesize
 
 
+def dark_dataset(factory: pytest.TempPathFactory, name: str, per_class: int, seed: int) -> Path:
+    """A synthetic dark dataset of 4 classes, 16x64x64 H.264 clips, generic-CSV lists;
+    val and test have a quarter of train's clips per class."""
+    root = factory.mktemp(name)
+    synthesize(root, SynthConfig(num_classes=4, train_per_class=per_class,
+                                 val_per_class=per_class // 4, test_per_class=per_class // 4,
+                                 frames=16, size=64, seed=seed))  # fmt: skip
+    return root
+
+
 @pytest.fixture(scope="session")
 def synth_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny synthetic dark dataset: 4 classes, 16x64x64 H.264 clips, generic-CSV lists."""
-    root = tmp_path_factory.mktemp("synth")
-    synthesize(root, SynthConfig(num_classes=4, train_per_class=8, val_per_class=2,
-                                 test_per_class=2, frames=16, size=64, seed=0))  # fmt: skip
-    return root
+    """A tiny set for data-layer tests: 8 training clips per class."""
+    return dark_dataset(tmp_path_factory, "synth", per_class=8, seed=0)
 
 
 @pytest.fixture()
@@ -28,11 +35,8 @@ def corrupt_video(tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def train_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An easy synthetic set for real training runs: 4 motions, 16 clips each to train."""
-    root = tmp_path_factory.mktemp("train_data")
-    synthesize(root, SynthConfig(num_classes=4, train_per_class=16, val_per_class=4,
-                                 test_per_class=4, frames=16, size=64, seed=1))  # fmt: skip
-    return root
+    """An easy set for real training runs: 4 motions, 16 clips each to train."""
+    return dark_dataset(tmp_path_factory, "train_data", per_class=16, seed=1)
 
 
 @pytest.fixture(scope="session")
