@@ -47,12 +47,25 @@ def live_worker_nodes(run_names: set[str]) -> dict[str, set[str]]:
     }
 
 
+def checkpointed_runs(storage: Path) -> set[str]:
+    """Student runs with a checkpoint Train has registered (in its manager's snapshot); a
+    checkpoint_* folder alone may still be uploading, and a run lost then restarts at 0."""
+    runs = set()
+    for snapshot in storage.glob("*-student-*/checkpoint_manager_snapshot.json"):
+        try:
+            if json.loads(snapshot.read_text()).get("latest_checkpoint_result"):
+                runs.add(snapshot.parent.name)
+        except json.JSONDecodeError:  # being written
+            pass
+    return runs
+
+
 def remove_when_training(nodes: list, cluster: Cluster, storage: Path, removed: dict) -> None:
     """Once two student runs have checkpointed an epoch, removes a worker node that hosts
     the live workers of one of them: that trial is lost mid-training, after a checkpoint."""
     deadline = time.monotonic() + 900
     while time.monotonic() < deadline:
-        checkpointed = {p.parent.name for p in storage.glob("*-student-*/checkpoint_*")}
+        checkpointed = checkpointed_runs(storage)
         if len(checkpointed) >= 2:
             for name, hosts in live_worker_nodes(checkpointed).items():
                 node = next((n for n in nodes if n.node_id in hosts), None)
