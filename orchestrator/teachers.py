@@ -4,6 +4,7 @@ concurrently (each a TorchTrainer job inside a zero-CPU Ray task)."""
 from __future__ import annotations
 
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,6 +95,7 @@ def ensure_teachers(spec: Spec, experiment_id: str, parent_run_id: str) -> dict[
         console.print(f"training {len(missing)} teacher(s) concurrently: {', '.join(missing)}")
         storage = spec.storage.resolved()
         names = {e: f"{spec.name}-teacher-{e}-{prints[e]}" for e in missing}
+        started_ms = int(time.time() * 1000)
         futures = {
             e: _train_remote.remote(jobs[e], spec.resources, storage, names[e]) for e in missing
         }
@@ -104,7 +106,9 @@ def ensure_teachers(spec: Spec, experiment_id: str, parent_run_id: str) -> dict[
                 "dlkdd.fingerprint": prints[enhancement],
                 "dlkdd.sweep": spec.name,
             }
-            with tracking.job_run(names[enhancement], jobs[enhancement], tags, parent_run_id) as r:
+            with tracking.job_run(
+                names[enhancement], jobs[enhancement], tags, parent_run_id, started_ms
+            ) as r:
                 tracking.log_result(result)  # raises JobFailed (run FAILED) on error
             teachers[enhancement] = Teacher(
                 enhancement, r.info.run_id, result.export_location, prints[enhancement], False

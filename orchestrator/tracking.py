@@ -15,6 +15,7 @@ from typing import Any
 import mlflow
 import requests
 from mlflow.tracking import MlflowClient
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from orchestrator.jobs import JobResult
 from trainers.config import JobConfig
@@ -72,17 +73,36 @@ def job_params(job: JobConfig) -> dict[str, str]:
 
 @contextmanager
 def job_run(
-    name: str, job: JobConfig, tags: dict[str, str], parent_run_id: str | None = None
+    name: str,
+    job: JobConfig,
+    tags: dict[str, str],
+    parent_run_id: str | None = None,
+    started_ms: int | None = None,
 ) -> Iterator[mlflow.ActiveRun]:
-    """An MLflow run for one job; ends FAILED if the block raises."""
-    with mlflow.start_run(
-        run_name=name,
-        parent_run_id=parent_run_id,
-        nested=parent_run_id is not None,
-        tags={"dlkdd.role": job.role, **tags},
-    ) as run:
+    """An MLflow run for one job; ends FAILED if the block raises. A nested run opened only
+    after its job ran (a sweep's teachers train concurrently, then are logged one by one)
+    is dated from `started_ms`, so that MLflow shows how long the job took."""
+    tags = {"dlkdd.role": job.role, **tags}
+    nested = parent_run_id is not None
+    if nested and started_ms is not None:
+        child = _dated_child(name, tags, parent_run_id, started_ms)
+        run = mlflow.start_run(run_id=child, nested=True)
+    else:
+        run = mlflow.start_run(run_name=name, parent_run_id=parent_run_id, nested=nested, tags=tags)
+    with run:
         mlflow.log_params(job_params(job))
         yield run
+
+
+def _dated_child(name: str, tags: dict[str, str], parent_run_id: str, started_ms: int) -> str:
+    """Creates a child run with a given start time (fluent start_run always says 'now')."""
+    client = MlflowClient()
+    return client.create_run(
+        client.get_run(parent_run_id).info.experiment_id,
+        start_time=started_ms,
+        tags={**tags, MLFLOW_PARENT_RUN_ID: parent_run_id},
+        run_name=name,
+    ).info.run_id
 
 
 def log_result(result: JobResult) -> None:

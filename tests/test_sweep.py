@@ -61,6 +61,17 @@ def test_one_teacher_per_enhancement_and_a_control(sweep_run) -> None:
     assert all(s.data.tags["dlkdd.teacher_run"] in ids for s in distilled)
 
 
+def test_teacher_runs_span_their_training(sweep_run) -> None:
+    """Teachers are logged after they trained (concurrently); their runs are still dated
+    from the start of training, so MLflow shows how long each took."""
+    spec, parent, _ = sweep_run
+    for teacher in children(spec, parent, "teacher"):
+        run_dir = Path(teacher.data.tags["dlkdd.export_dir"]).parents[1]
+        saved_ms = [c.stat().st_mtime * 1000 for c in run_dir.glob("checkpoint_*")]
+        assert saved_ms, run_dir
+        assert teacher.info.start_time < min(saved_ms) < max(saved_ms) < teacher.info.end_time
+
+
 def test_cluster_resources_are_free_after_the_sweep(sweep_run) -> None:
     """Within a minute: a Train run killed with its finished trial is cleaned up by Train's
     placement-group cleaner, which polls every second."""
