@@ -1,6 +1,8 @@
 """A smoke sweep on a simulated 3-node cluster (ray.cluster_utils.Cluster) with one worker
-node removed mid-trial. Run as its own process by tests/test_scale_out.py, since a process
-joins one Ray cluster and the test session already has its own.
+node removed mid-trial; then, the node replaced, the same sweep again with its driver killed
+and resumed (`dlkdd sweep`, `dlkdd sweep --resume` in their own processes). Run as its own
+process by tests/test_scale_out.py, since a process joins one Ray cluster and the test
+session already has its own.
 
     python -m tests.multinode_sweep SPEC_JSON RESULT_JSON
 """
@@ -10,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -22,8 +25,9 @@ from ray.train.v2._internal.state.state_actor import get_state_actor
 from ray.util.state import list_actors
 
 from orchestrator import jobs
-from orchestrator.spec import parse_spec
+from orchestrator.spec import Spec, parse_spec
 from orchestrator.sweep import run_sweep
+from tests.interrupt import finished_students, kill_after_a_finished_student
 
 
 def free_port() -> int:
@@ -86,25 +90,50 @@ def main(spec_json: str, result_json: str) -> None:
     )
     nodes = [cluster.add_node(num_cpus=3, resources={f"worker_{i}": 1}) for i in (1, 2)]
     ray.init(address=cluster.address)
+    storage = Path(spec.storage.path)
+    result = lose_a_node(spec, cluster, nodes, storage)
+    # The lost node is replaced, as the autoscaler would; then the same sweep again, its
+    # driver killed once a student has finished, and finished with `dlkdd sweep --resume`.
+    cluster.add_node(num_cpus=3, resources={"worker_1": 1})
+    result.update(kill_and_resume(Path(spec_json), spec.name, cluster.address, result["parent"]))
+    Path(result_json).write_text(json.dumps(result))
+    ray.shutdown()
+    cluster.shutdown()
+
+
+def lose_a_node(spec: Spec, cluster: Cluster, nodes: list, storage: Path) -> dict:
+    """The sweep, with a worker node removed mid-trial; where trials ran and resumed."""
     ids = {n.node_id: f"worker_{i}" for i, n in enumerate(nodes, 1)}
     removed: dict = {}
-    watcher = threading.Thread(
-        target=remove_when_training, args=(nodes, cluster, Path(spec.storage.path), removed)
-    )
+    watcher = threading.Thread(target=remove_when_training, args=(nodes, cluster, storage, removed))
     watcher.start()
     parent = run_sweep(spec)
     watcher.join()
     workers = list_actors(filters=[("class_name", "=", "RayTrainWorker")], limit=1000)
-    runs = sorted(Path(spec.storage.path).glob(f"{spec.name}-student-*"))
-    finals = {r.name: jobs.finished(spec.storage.path, r.name).final for r in runs}
-    Path(result_json).write_text(json.dumps({
+    runs = sorted(storage.glob(f"{spec.name}-student-*"))
+    finals = {r.name: jobs.finished(str(storage), r.name).final for r in runs}
+    return {
         "parent": parent,
         "removed_run": removed.get("run"),
         "worker_nodes": sorted({ids[a.node_id] for a in workers if a.node_id in ids}),
         "resumed_from_epoch": {name: f.get("resumed_from_epoch", 0) for name, f in finals.items()},
-    }))  # fmt: skip
-    ray.shutdown()
-    cluster.shutdown()
+    }
+
+
+def kill_and_resume(spec_file: Path, sweep: str, address: str, first: str) -> dict:
+    """A second run of the sweep on this cluster, killed and resumed from other processes."""
+    env = {**os.environ, "RAY_ADDRESS": address}
+    killed = kill_after_a_finished_student(spec_file, sweep, env, exclude=first)
+    finished = finished_students(killed)
+    dlkdd = Path(sys.executable).parent / "dlkdd"
+    resume = subprocess.run([str(dlkdd), "sweep", str(spec_file), "--resume"], env=env,
+                            capture_output=True, text=True)  # fmt: skip
+    return {
+        "killed_parent": killed,
+        "finished_before_kill": finished,
+        "resume_exit": resume.returncode,
+        "resume_output": (resume.stdout + resume.stderr)[-3000:],
+    }
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from orchestrator.cli import app
 from orchestrator.spec import parse_spec
 from orchestrator.sweep import run_sweep
 from tests.conftest import small_spec
+from tests.interrupt import children, finished_students
 from tests.multinode_sweep import free_port
 
 pytestmark = pytest.mark.slow
@@ -162,10 +163,12 @@ def test_submit_runs_a_sweep_on_the_job_server(server, ray_session, train_root, 
     assert list(Path(storage).glob("job-student-*/checkpoint_*/export/meta.json"))
 
 
-def test_multinode_sweep_spreads_and_survives_a_lost_node(train_root, tmp_path) -> None:
+def test_multinode_sweep_survives_a_lost_node_and_a_killed_driver(train_root, tmp_path) -> None:
     """Head + 2 worker nodes (tests/multinode_sweep.py, its own process): trials run on
     both workers; one worker node is removed mid-trial; the sweep completes and the
-    affected student resumes from its checkpoint rather than from epoch 0."""
+    affected student resumes from its checkpoint rather than from epoch 0. Then the same
+    sweep again with its driver killed: `dlkdd sweep --resume` completes it, training no
+    teacher and rerunning no finished trial; no MLflow run is left RUNNING."""
     spec = small_spec(train_root, tmp_path, name="multi", teacher=EPOCHS,
                       student={"optim": {"epochs": 5}},
                       sweep={**SWEEP, "num_samples": 2})  # fmt: skip
@@ -175,7 +178,7 @@ def test_multinode_sweep_spreads_and_survives_a_lost_node(train_root, tmp_path) 
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     run = subprocess.run(
         [sys.executable, "-m", "tests.multinode_sweep", str(spec_json), str(result_json)],
-        cwd=Path(__file__).resolve().parents[1], env=env, timeout=1500,
+        cwd=Path(__file__).resolve().parents[1], env=env, timeout=1800,
         capture_output=True, text=True,
     )  # fmt: skip
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
@@ -183,6 +186,15 @@ def test_multinode_sweep_spreads_and_survives_a_lost_node(train_root, tmp_path) 
     assert result["worker_nodes"] == ["worker_1", "worker_2"]
     resumed, lost = result["resumed_from_epoch"], result["removed_run"]
     assert len(resumed) == 3 and lost in resumed and resumed[lost] >= 1, (lost, resumed)
-    client = mlflow.MlflowClient(spec["tracking"]["uri"])
+
+    mlflow.set_tracking_uri(spec["tracking"]["uri"])
+    killed, done = result["killed_parent"], result["finished_before_kill"]
+    assert result["resume_exit"] == 0, result["resume_output"]
+    assert mlflow.get_run(killed).info.status == "FINISHED" and done
+    assert children(killed, "teacher") == []
+    assert len(children(killed, "student")) == 3
+    assert {r: n for r, n in finished_students(killed).items() if r in done} == done
+    client = mlflow.MlflowClient()
     runs = client.search_runs([client.get_experiment_by_name("dlkdd").experiment_id])
-    assert runs and all(r.info.status == "FINISHED" for r in runs)
+    # two sweep parents, one teacher (gic), two sweeps of 2 students + the control
+    assert len(runs) == 2 + 1 + 2 * 3 and all(r.info.status == "FINISHED" for r in runs)

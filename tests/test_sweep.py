@@ -6,8 +6,6 @@ from __future__ import annotations
 import csv
 import os
 import re
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -21,6 +19,7 @@ from orchestrator.cli import app
 from orchestrator.spec import parse_spec
 from orchestrator.sweep import run_sweep
 from tests.conftest import small_spec
+from tests.interrupt import children, finished_students, kill_after_a_finished_student
 
 pytestmark = pytest.mark.slow
 
@@ -40,19 +39,11 @@ def sweep_run(ray_session, train_root, tmp_path_factory):
     return spec, parent, work
 
 
-def children(spec, parent: str, role: str):
-    return mlflow.search_runs(
-        experiment_names=["dlkdd"],
-        filter_string=f"tags.`mlflow.parentRunId` = '{parent}' and tags.`dlkdd.role` = '{role}'",
-        output_format="list",
-    )
-
-
 def test_one_teacher_per_enhancement_and_a_control(sweep_run) -> None:
     spec, parent, _ = sweep_run
-    teachers = children(spec, parent, "teacher")
+    teachers = children(parent, "teacher")
     assert sorted(t.data.tags["dlkdd.enhancement"] for t in teachers) == ["gic", "he"]
-    students = children(spec, parent, "student")
+    students = children(parent, "student")
     assert len(students) == 3 and all(s.info.status == "FINISHED" for s in students)
     [control] = [s for s in students if s.data.tags["dlkdd.control"] == "true"]
     assert control.data.params["alpha"] == "0.0"
@@ -65,7 +56,7 @@ def test_teacher_runs_span_their_training(sweep_run) -> None:
     """Teachers are logged after they trained (concurrently); their runs are still dated
     from the start of training, so MLflow shows how long each took."""
     spec, parent, _ = sweep_run
-    for teacher in children(spec, parent, "teacher"):
+    for teacher in children(parent, "teacher"):
         run_dir = Path(teacher.data.tags["dlkdd.export_dir"]).parents[1]
         saved_ms = [c.stat().st_mtime * 1000 for c in run_dir.glob("checkpoint_*")]
         assert saved_ms, run_dir
@@ -88,7 +79,7 @@ def test_compare_numbers_equal_mlflow_metrics(sweep_run, tmp_path) -> None:
     assert result.exit_code == 0, result.output
     with (tmp_path / "ablation.csv").open() as f:
         rows = {r["run_id"]: r for r in csv.DictReader(f)}
-    for run in children(spec, parent, "student"):
+    for run in children(parent, "student"):
         assert float(rows[run.info.run_id]["val_top1"]) == run.data.metrics["val_top1"]
     assert (tmp_path / "gain_per_enhancement.png").stat().st_size > 1000
 
@@ -103,7 +94,7 @@ def test_promote_best_refuse_worse_force_then_predict(sweep_run, train_root) -> 
 
     result = CliRunner().invoke(app, ["promote", "smk", *uri])
     assert result.exit_code == 0, result.output
-    students = sorted(children(spec, parent, "student"), key=lambda r: r.data.metrics["val_top1"])
+    students = sorted(children(parent, "student"), key=lambda r: r.data.metrics["val_top1"])
     best_score = students[-1].data.metrics["val_top1"]
     best = champion()
     assert mlflow.get_run(best).data.metrics["val_top1"] == best_score
@@ -131,41 +122,14 @@ def test_killed_rerun_resumes_without_teachers_or_repeats(sweep_run) -> None:
     spec_file = work / "smk.yaml"
     spec_file.write_text(yaml.safe_dump(spec.model_dump(mode="json")))
     env = {**os.environ, "RAY_ADDRESS": ray.get_runtime_context().gcs_address}
-    dlkdd = Path(sys.executable).parent / "dlkdd"
-    driver = subprocess.Popen([str(dlkdd), "sweep", str(spec_file)], cwd=work, env=env)
-    try:
-        parent = _wait_for_a_finished_student(spec, exclude=first, driver=driver)
-    finally:
-        driver.kill()
-        driver.wait()
-    done = {r.info.run_id: _epochs(r) for r in children(spec, parent, "student")
-            if r.info.status == "FINISHED"}  # fmt: skip
+    parent = kill_after_a_finished_student(spec_file, "smk", env, exclude=first)
+    done = finished_students(parent)
 
     assert run_sweep(spec, resume=True) == parent
-    assert children(spec, parent, "teacher") == []
-    students = children(spec, parent, "student")
+    assert children(parent, "teacher") == []
+    students = children(parent, "student")
     assert len(students) == 3 and all(r.info.status == "FINISHED" for r in students)
-    assert {r: n for r, n in ((s.info.run_id, _epochs(s)) for s in students) if r in done} == done
+    assert {r: n for r, n in finished_students(parent).items() if r in done} == done
     running = mlflow.search_runs(experiment_names=["dlkdd"], output_format="list",
                                  filter_string="attributes.status = 'RUNNING'")  # fmt: skip
     assert running == []
-
-
-def _epochs(run) -> int:
-    return len(mlflow.MlflowClient().get_metric_history(run.info.run_id, "val_top1"))
-
-
-def _wait_for_a_finished_student(spec, exclude: str, driver: subprocess.Popen) -> str:
-    """The new parent run, once one of its students is FINISHED in MLflow."""
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
-        assert driver.poll() is None, "the sweep ended before it could be interrupted"
-        parents = mlflow.search_runs(experiment_names=["dlkdd"], output_format="list",
-                                     filter_string="tags.`dlkdd.sweep_parent` = 'smk'")  # fmt: skip
-        for p in parents:
-            if p.info.run_id != exclude and any(
-                r.info.status == "FINISHED" for r in children(spec, p.info.run_id, "student")
-            ):
-                return p.info.run_id
-        time.sleep(2)
-    raise AssertionError("no student finished within 10 minutes")
