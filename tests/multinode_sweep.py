@@ -127,7 +127,7 @@ def kill_and_resume(spec_file: Path, sweep: str, address: str, first: str) -> di
     finished = finished_students(killed)
     dlkdd = Path(sys.executable).parent / "dlkdd"
     resume = subprocess.run([str(dlkdd), "sweep", str(spec_file), "--resume"], env=env,
-                            capture_output=True, text=True)  # fmt: skip
+                            cwd=spec_file.parent, capture_output=True, text=True)  # fmt: skip
     return {
         "killed_parent": killed,
         "finished_before_kill": finished,
