@@ -29,6 +29,16 @@ def test_put_then_read_back(root: str, tmp_path: Path) -> None:
     assert storage.local_file(location).read_bytes() == b"weights"
 
 
+def test_a_file_written_beside_one_already_read_is_found(root: str, tmp_path: Path) -> None:
+    """Each file is cached by its own location: a later sweep's weights in the same folder
+    are read, not looked up in the folder as first fetched."""
+    source = tmp_path / "source.bin"
+    for name, data in (("a.pt", b"first"), ("b.pt", b"second")):
+        source.write_bytes(data)
+        storage.put(source, storage.join(root, "zero_dce", name))
+        assert storage.local_file(storage.join(root, "zero_dce", name)).read_bytes() == data
+
+
 def test_newest_checkpoint_holding_a_file(root: str, tmp_path: Path) -> None:
     run = tmp_path / "run"
     for name in ("checkpoint_2026-01-01_00-00-01.0", "checkpoint_2026-01-01_00-00-03.0"):

@@ -48,11 +48,12 @@ def newest_holding(run: str, relative: str) -> str | None:
 
 
 def local_file(location: str) -> Path:
-    """A local copy of one file (a download cached by URI when it is not a path)."""
+    """A local copy of one file: the file itself when it is a path, else a download cached
+    by its own URI (files beside it may be written later; they are not fetched)."""
     if not is_uri(location):
         return Path(location)
-    folder = local_copy(location.rsplit("/", 1)[0])
-    return folder / location.rsplit("/", 1)[1]
+    name = location.rsplit("/", 1)[1]
+    return _cached(location, name) / name
 
 
 def put(local: Path, location: str) -> None:
@@ -64,17 +65,21 @@ def put(local: Path, location: str) -> None:
 
 def local_copy(location: str) -> Path:
     """A local folder with the location's files: the folder itself when it is a path, else a
-    download cached by URI (checkpoints do not change once written). Downloads land in a
-    private folder renamed into place, so concurrent trials on one node never see half."""
-    if not is_uri(location):
-        return Path(location)
+    download cached by URI (checkpoints do not change once written)."""
+    return Path(location) if not is_uri(location) else _cached(location)
+
+
+def _cached(location: str, name: str = "") -> Path:
+    """A cache folder keyed by the URI holding its download (as `name` when it is one file).
+    Downloads land in a private folder renamed into place, so concurrent trials on one node
+    never see half."""
     cache = Path(tempfile.gettempdir()) / "dlkdd_storage_cache"
     dest = cache / hashlib.sha256(location.encode()).hexdigest()[:16]
     if not dest.is_dir():
         fs, path = filesystem(location)
         cache.mkdir(parents=True, exist_ok=True)
         partial = Path(tempfile.mkdtemp(dir=cache))
-        pafs.copy_files(path, str(partial), source_filesystem=fs)
+        pafs.copy_files(path, str(partial / name), source_filesystem=fs)
         try:
             partial.rename(dest)
         except OSError:  # another process finished first
