@@ -158,10 +158,10 @@ def main() -> None:
         engine = engine_for(student_job, device, dtype == torch.bfloat16, False)
         teacher = models.build(args.arch, NUM_CLASSES).to(device, dtype).eval()
         teacher.requires_grad_(False)
-        ce = per_second(memory_step(teacher_job, engine, engine, clips, labels, dtype),
-                   args.batches, args.batch, device)  # fmt: skip
-        kd = per_second(memory_step(student_job, engine, engine, clips, labels, dtype, teacher,
-                               enhancer), args.batches, args.batch, device)  # fmt: skip
+        ce_step = memory_step(teacher_job, engine, engine, clips, labels, dtype)
+        kd_step = memory_step(student_job, engine, engine, clips, labels, dtype, teacher, enhancer)
+        ce = per_second(ce_step, args.batches, args.batch, device)
+        kd = per_second(kd_step, args.batches, args.batch, device)
         print(f"student step, in-memory batches: plain CE {ce:.1f} clips/s, with online "
               f"teacher ({args.enhancement}) {kd:.1f} clips/s, teacher overhead "
               f"{ce / kd - 1:.0%}")  # fmt: skip
