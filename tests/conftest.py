@@ -95,3 +95,20 @@ def teacher_run(ray_session, train_root: Path, workdir: Path):
     result = CliRunner().invoke(app, ["train", "teacher", str(spec_file), "--enhancement", "gic"])
     assert result.exit_code == 0, result.output
     return spec_file, result.output
+
+
+@pytest.fixture(scope="session")
+def official_tree(tmp_path_factory: pytest.TempPathFactory):
+    """`official_tree(fmt)`: a synthetic dataset in that format's owners' layout (every
+    class; 3 train, 2 test and, for ARID, 1 `other` clip per class), made once per format."""
+    from trainers.data.synth_layouts import synthesize_layout
+
+    made: dict[str, Path] = {}
+
+    def make(fmt: str) -> Path:
+        if fmt not in made:
+            split = 0 if fmt == "arid_v1_5" else 1
+            made[fmt] = synthesize_layout(tmp_path_factory.mktemp(fmt), fmt, split=split)
+        return made[fmt]
+
+    return make

@@ -77,35 +77,49 @@ def test_missing_list_file_is_named(arid: Path) -> None:
         read_arid(arid, arid / "ARID_split2_train.txt")
 
 
-def test_ug2_csv(tmp_path: Path) -> None:
-    touch(tmp_path, "Wave/Wave_10_1.mp4", "Drink/Drink_2_1.mp4")
+def test_ug2_csv_six_classes_from_ids_5_to_10(tmp_path: Path) -> None:
+    touch(tmp_path, "Wave/Wave_10_1.mp4", "Run/Run_2_1.mp4")
     (tmp_path / "t.csv").write_text(
-        "VideoID,Video,ClassID\n0,Wave/Wave_10_1.mp4,10\n1,Drink/Drink_2_1.mp4,0\n"
+        "VideoID,Video,ClassID\n0,Wave/Wave_10_1.mp4,10\n1,Run/Run_2_1.mp4,5\n"
     )
     m = read_ug2(tmp_path, tmp_path / "t.csv")
-    assert [label for _, label in m.items] == [10, 0]
-    assert len(m.classes) == 11
+    assert [label for _, label in m.items] == [5, 0]
+    assert m.classes == ["Run", "Sit", "Stand", "Turn", "Walk", "Wave"]
 
 
 def test_ug2_label_disagreeing_with_folder(tmp_path: Path) -> None:
     touch(tmp_path, "Wave/Wave_10_1.mp4")
-    (tmp_path / "t.csv").write_text("VideoID,Video,ClassID\n0,Wave/Wave_10_1.mp4,3\n")
-    with pytest.raises(ManifestError, match=r"t.csv:2: label 3 \(Pour\) disagrees"):
+    (tmp_path / "t.csv").write_text("VideoID,Video,ClassID\n0,Wave/Wave_10_1.mp4,7\n")
+    with pytest.raises(ManifestError, match=r"t.csv:2: label 7 \(Stand\) disagrees"):
+        read_ug2(tmp_path, tmp_path / "t.csv")
+
+
+def test_ug2_arid_ids_below_5_are_out_of_range(tmp_path: Path) -> None:
+    touch(tmp_path, "Drink/Drink_2_1.mp4")
+    (tmp_path / "t.csv").write_text("VideoID,Video,ClassID\n0,Drink/Drink_2_1.mp4,0\n")
+    with pytest.raises(ManifestError, match=r"t.csv:2: label 0 out of range 5..10"):
         read_ug2(tmp_path, tmp_path / "t.csv")
 
 
 @pytest.fixture()
 def dark48(tmp_path: Path) -> Path:
     (tmp_path / "annotations").mkdir()
-    (tmp_path / "annotations/classInd.txt").write_text("1\tclimb\n2\tjump\n3\tkick\n")
+    (tmp_path / "annotations/classInd.txt").write_text("0\tclimb\n1\tjump\n2\tkick")
     touch(tmp_path, "climb/c_01.mp4", "kick/k_07.mp4")
     (tmp_path / "train_split1.txt").write_text("climb/c_01.mp4 0\nkick/k_07.mp4 2\n")
     return tmp_path
 
 
-def test_dark48_one_based_class_ids(dark48: Path) -> None:
+def test_dark48_class_table_without_final_newline(dark48: Path) -> None:
     m = read_dark48(dark48, dark48 / "train_split1.txt")
     assert m.classes == ["climb", "jump", "kick"]
+    assert [label for _, label in m.items] == [0, 2]
+
+
+def test_list_ids_follow_a_one_based_table(dark48: Path) -> None:
+    (dark48 / "annotations/classInd.txt").write_text("1\tclimb\n2\tjump\n3\tkick\n")
+    (dark48 / "train_split1.txt").write_text("climb/c_01.mp4 1\nkick/k_07.mp4 3\n")
+    m = read_dark48(dark48, dark48 / "train_split1.txt")
     assert [label for _, label in m.items] == [0, 2]
 
 

@@ -25,9 +25,15 @@ class StrictModel(BaseModel):
 class DatasetConfig(StrictModel):
     format: DatasetFormat = Field(description="On-disk layout of the dataset's lists.")
     root: Path = Field(description="Dataset root; videos are resolved relative to it.")
-    split: int = Field(1, ge=1, le=3, description="Official split number (ARID, Dark-48).")
+    split: int = Field(
+        1, ge=0, le=3, description="Official split: 1..3 (ARID, Dark-48), 0..1 (ARID v1.5 lists)."
+    )
     train_list: Path | None = Field(None, description="Override the training list file.")
-    val_list: Path | None = Field(None, description="Validation list; default: held out.")
+    val_list: Literal["other"] | Path | None = Field(
+        None,
+        description="Validation list; 'other' = ARID's third official list (disjoint from "
+        "train and test); default: a stratified hold-out of train (csv: val.csv).",
+    )
     test_list: Path | None = Field(None, description="Override the test list file.")
     val_fraction: float = Field(
         0.1, gt=0, lt=1, description="Share of the training list held out when no val_list."
@@ -36,6 +42,12 @@ class DatasetConfig(StrictModel):
         0.05, ge=0, le=1, description="A job fails when more than this share of clips is bad."
     )
     num_workers: int = Field(2, ge=0, description="DataLoader processes per Train worker.")
+
+    @model_validator(mode="after")
+    def _other_is_arid(self) -> DatasetConfig:
+        if self.val_list == "other" and self.format not in ("arid", "arid_v1_5"):
+            raise ValueError("val_list: 'other' names ARID's third list; give a file instead")
+        return self
 
 
 class ClipConfig(StrictModel):
