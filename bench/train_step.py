@@ -50,7 +50,7 @@ def init_single_process(device: torch.device) -> None:
 def engine_for(job: JobConfig, device: torch.device, bf16: bool, channels_last: bool):
     model = models.build(job.model.arch, NUM_CLASSES).to(device)
     if channels_last:
-        model = model.to(memory_format=torch.channels_last_3d)
+        model = models.channels_last_inputs(model)
     opt = schedule.optimiser(model, job.optim)
     engine, *_ = deepspeed.initialize(
         model=model, optimizer=opt, config=schedule.deepspeed_config(job.optim, bf16, job.deepspeed)

@@ -15,7 +15,7 @@ import typer
 from rich.table import Table
 
 import search_spaces
-from orchestrator.cli_train import fail
+from orchestrator.cli_common import PREFLIGHT_HELP, SET_HELP, fail, spec_or_exit
 from orchestrator.progress import console
 
 # The head's dashboard, forwarded to this machine by `ray dashboard cluster.yaml`.
@@ -43,9 +43,17 @@ def _client(address: str | None):
                    "`ray dashboard cluster.yaml` forwarding 8265?") from None  # fmt: skip
 
 
-def entrypoint(spec_text: str, tracking_uri: str | None, storage: str | None, resume: bool) -> str:
+def entrypoint(
+    spec_text: str,
+    tracking_uri: str | None,
+    storage: str | None,
+    resume: bool,
+    sets: list[str] | None = None,
+    preflight: bool = False,
+) -> str:
     """The driver's shell command on the head: the spec travels inside it (written into the
-    job's working directory), so it may live anywhere on this machine."""
+    job's working directory), so it may live anywhere on this machine; `--set` overrides and
+    `--preflight` travel as the same options."""
     command = ["python", "-m", "orchestrator", "sweep", SUBMITTED_SPEC]
     if tracking_uri:
         command += ["--tracking-uri", tracking_uri]
@@ -53,6 +61,10 @@ def entrypoint(spec_text: str, tracking_uri: str | None, storage: str | None, re
         command += ["--storage", storage]
     if resume:
         command.append("--resume")
+    for item in sets or []:
+        command += ["--set", item]
+    if preflight:
+        command.append("--preflight")
     write = f"printf '%s' {shlex.quote(spec_text)} > {SUBMITTED_SPEC}"
     return f"{write} && {shlex.join(command)}"
 
@@ -66,11 +78,11 @@ def submit(
     storage: str | None = typer.Option(None, help="Shared storage for checkpoints: NFS or s3://."),
     working_dir: Path = typer.Option(Path("."), help="Shipped with the job (this checkout)."),
     resume: bool = typer.Option(False, "--resume", help="Finish an interrupted sweep."),
+    sets: list[str] = typer.Option([], "--set", help=SET_HELP),
+    preflight: bool = typer.Option(False, "--preflight", help=PREFLIGHT_HELP),
 ) -> None:
     """Submit a sweep to a Ray cluster as a Ray Job; prints the id for `dlkdd logs`."""
-    from orchestrator.cli_train import spec_or_exit
-
-    spec = spec_or_exit(search_spaces.path(spec_path)).placed(tracking_uri, storage)
+    spec = spec_or_exit(spec_path, sets).placed(tracking_uri, storage)
     uri = spec.tracking.uri
     if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
         raise fail(f"tracking uri {uri} is relative to the job's temporary folder on the head; "
@@ -79,7 +91,7 @@ def submit(
         console.print(f"[yellow]storage: {spec.storage.path} (the spec's); every node must "
                       "see it — give --storage for NFS or s3://[/yellow]")  # fmt: skip
     spec_text = search_spaces.path(spec_path).read_text()
-    command = entrypoint(spec_text, tracking_uri, storage, resume)
+    command = entrypoint(spec_text, tracking_uri, storage, resume, sets, preflight)
     client = _client(address)
     job_id = client.submit_job(
         entrypoint=command,

@@ -12,17 +12,11 @@ from rich.table import Table
 import search_spaces
 from orchestrator import compare as ablation
 from orchestrator import plots, registry, tracking
-from orchestrator.cli_train import fail, spec_or_exit
+from orchestrator.cli_common import PREFLIGHT_HELP, SET_HELP, fail, parse_sets, spec_or_exit
 from orchestrator.progress import console
+from orchestrator.spec import Tracking
 
 DEFAULT_URI = "sqlite:///mlflow.db"
-
-
-def _spec(name: str):
-    try:
-        return spec_or_exit(search_spaces.path(name))
-    except FileNotFoundError as err:
-        raise fail(str(err)) from None
 
 
 def sweep(
@@ -30,27 +24,71 @@ def sweep(
     resume: bool = typer.Option(False, "--resume", help="Finish an interrupted sweep."),
     tracking_uri: str | None = typer.Option(None, "--tracking-uri", help="Overrides the spec's."),
     storage: str | None = typer.Option(None, help="Overrides storage.path (local, NFS, s3://)."),
+    sets: list[str] = typer.Option([], "--set", help=SET_HELP),
+    preflight: bool = typer.Option(False, "--preflight", help=PREFLIGHT_HELP),
 ) -> None:
     """Run a DL-KDD sweep: teachers, students over T x alpha x enhancement, ablation table."""
     from orchestrator.sweep import run_sweep
 
-    spec = _spec(spec_path).placed(tracking_uri, storage)
+    spec = spec_or_exit(spec_path, sets).placed(tracking_uri, storage)
+    if preflight:
+        return rehearse(spec)
     try:
         parent = run_sweep(spec, resume=resume)
     except tracking.TrackingError as err:
         raise fail(str(err)) from None
     console.print(f"sweep finished: MLflow parent run {parent}")
     compare(spec.name, tracking_uri=spec.tracking.uri, experiment=spec.tracking.experiment,
-            out=Path("dlkdd_reports") / spec.name)  # fmt: skip
+            out=Path("dlkdd_reports") / spec.name, sets=[])  # fmt: skip
+
+
+def rehearse(spec) -> None:
+    """The preflight of a sweep: its checklist, exit 1 if any line failed."""
+    import time
+
+    from orchestrator.preflight import rehearse_sweep
+
+    started = time.monotonic()
+    checklist = rehearse_sweep(spec)
+    table = Table(title=f"preflight of {spec.name} ({time.monotonic() - started:.0f} s)")
+    for col in ("", "check", "detail"):
+        table.add_column(col, overflow="fold")
+    for item, ok, detail in checklist.lines:
+        table.add_row("[green]ok[/green]" if ok else "[red]FAIL[/red]", item, detail)
+    console.print(table)
+    if not checklist.ok:
+        raise typer.Exit(1)
+    console.print("[green]preflight passed[/green]: the study runs on this data and setup")
+
+
+def study(sweep_ref: str, uri: str | None, experiment: str | None, sets: list[str]):
+    """(sweep name, tracking URI, experiment) for compare/promote: from the spec when SWEEP
+    names one (its dataset need not be on this machine), options and --set win."""
+    import yaml
+
+    from trainers.schedule import deep_merge
+
+    try:
+        path = search_spaces.path(sweep_ref)
+    except FileNotFoundError:
+        name, spec_tracking = sweep_ref, Tracking()
+    else:
+        data = deep_merge(yaml.safe_load(path.read_text()) or {}, parse_sets(sets))
+        name, spec_tracking = data.get("name", sweep_ref), Tracking(**data.get("tracking", {}))
+    return name, uri or spec_tracking.uri, experiment or spec_tracking.experiment
 
 
 def compare(
-    sweep_ref: str = typer.Argument(..., metavar="SWEEP", help="Sweep name or parent run id."),
-    tracking_uri: str = typer.Option(DEFAULT_URI, "--tracking-uri"),
-    experiment: str = typer.Option("dlkdd"),
+    sweep_ref: str = typer.Argument(
+        ..., metavar="SWEEP", help="Spec (file or packaged name), sweep name or parent run id."
+    ),
+    tracking_uri: str | None = typer.Option(None, "--tracking-uri", help="Default: the spec's."),
+    experiment: str | None = typer.Option(None, help="Default: the spec's, else dlkdd."),
     out: Path = typer.Option(Path("dlkdd_reports"), help="Folder for the CSV and PNGs."),
+    sets: list[str] = typer.Option([], "--set", help=SET_HELP),
 ) -> None:
     """The ablation table from MLflow: control, teachers, every student, gain over control."""
+    sweep_ref, tracking_uri, experiment = study(sweep_ref, tracking_uri, experiment, sets)
     exp_id = _connect(tracking_uri, experiment)
     try:
         rows = ablation.ablation_rows(exp_id, sweep_ref)
@@ -79,17 +117,21 @@ def show_table(rows: list[dict], title: str) -> None:
 
 
 def promote(
-    sweep_ref: str = typer.Argument(..., metavar="SWEEP"),
+    sweep_ref: str = typer.Argument(
+        ..., metavar="SWEEP", help="Spec (file or packaged name), sweep name or parent run id."
+    ),
     metric: str = typer.Option("val_top1", help="Validation metric to rank students by."),
     name: str = typer.Option("dlkdd-student", help="Registered model name."),
     force: bool = typer.Option(False, "--force", help="Move the alias even if not better."),
     run: str | None = typer.Option(
         None, "--run", help="A student run of the sweep to promote instead of its best."
     ),
-    tracking_uri: str = typer.Option(DEFAULT_URI, "--tracking-uri"),
-    experiment: str = typer.Option("dlkdd"),
+    tracking_uri: str | None = typer.Option(None, "--tracking-uri", help="Default: the spec's."),
+    experiment: str | None = typer.Option(None, help="Default: the spec's, else dlkdd."),
+    sets: list[str] = typer.Option([], "--set", help=SET_HELP),
 ) -> None:
     """Register the sweep's best student; move alias `champion` only if it is better."""
+    sweep_ref, tracking_uri, experiment = study(sweep_ref, tracking_uri, experiment, sets)
     exp_id = _connect(tracking_uri, experiment)
     try:
         p = registry.promote(exp_id, sweep_ref, metric, name, force, run)
@@ -107,7 +149,11 @@ def promote(
 
 
 def predict(
-    videos: list[Path] = typer.Argument(..., help="Original (dark) video files."),
+    videos: list[Path] = typer.Argument(None, help="Original (dark) video files."),
+    video_list: Path | None = typer.Option(
+        None, "--list", help="An unlabelled list (UG2's VideoID,Video CSV) of videos to classify."
+    ),
+    root: Path | None = typer.Option(None, help="Where --list's videos are (default: its root)."),
     model: str = typer.Option("models:/dlkdd-student@champion", help="MLflow model URI."),
     top_k: int = typer.Option(3),
     tracking_uri: str = typer.Option(DEFAULT_URI, "--tracking-uri"),
@@ -120,6 +166,9 @@ def predict(
     from trainers.data.decode import BadVideoError
     from trainers.inference import predict as run_predict
 
+    videos = list(videos or []) + _listed_videos(video_list, root)
+    if not videos:
+        raise fail("give video files or --list")
     tracking.mlflow.set_tracking_uri(tracking_uri)
     try:
         net = mlflow.pytorch.load_model(model, map_location="cpu")  # saved in eval mode
@@ -140,6 +189,20 @@ def predict(
         raise typer.Exit(1)
 
 
+def _listed_videos(video_list: Path | None, root: Path | None) -> list[Path]:
+    """The videos of an unlabelled list; its root is the folder above `list_cvt/` (UG2)."""
+    from trainers.data.manifests import ManifestError, read_unlabelled
+
+    if video_list is None:
+        return []
+    parent = video_list.resolve().parent
+    root = root or (parent.parent if parent.name == "list_cvt" else parent)
+    try:
+        return [Path(p) for p in read_unlabelled(root, video_list)]
+    except ManifestError as err:
+        raise fail(str(err)) from None
+
+
 def demo(
     data: Path = typer.Option(Path("demo_data"), help="Where the synthetic dataset lives."),
 ) -> None:
@@ -152,10 +215,10 @@ def demo(
             synthesize(data, SynthConfig(num_classes=4, train_per_class=24, val_per_class=6,
                                          test_per_class=6, frames=24, size=64))  # fmt: skip
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
-    sweep("smoke", resume=False, tracking_uri=None, storage=None)
+    sweep("smoke", resume=False, tracking_uri=None, storage=None, sets=[], preflight=False)
     try:
-        promote("smoke", tracking_uri=DEFAULT_URI, experiment="dlkdd", metric="val_top1",
-                name="dlkdd-student", force=False, run=None)  # fmt: skip
+        promote("smoke", tracking_uri=None, experiment=None, metric="val_top1",
+                name="dlkdd-student", force=False, run=None, sets=[])  # fmt: skip
     except typer.Exit as stop:
         if stop.exit_code != 1:  # 1: a better champion exists already; anything else fails
             raise

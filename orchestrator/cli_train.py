@@ -9,25 +9,32 @@ from rich.markup import escape
 from rich.table import Table
 
 from orchestrator import cluster, tracking
+from orchestrator.cli_common import PREFLIGHT_HELP, SET_HELP, fail, spec_or_exit
 from orchestrator.jobs import JobResult, run_job
 from orchestrator.progress import console
-from orchestrator.spec import Spec, SpecError, load_spec
-from trainers.config import JobConfig
+from orchestrator.spec import Spec
+from trainers.config import CURVE_WEIGHTS, JobConfig
 from trainers.export import read_meta
 
 train_app = typer.Typer(help="Train one teacher or one student.", no_args_is_help=True)
 
 
-def fail(message: str, code: int = 2) -> typer.Exit:
-    console.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
-    return typer.Exit(code)
+def for_preflight(spec: Spec) -> Spec:
+    """The spec shrunk for a job's preflight, once its dataset has been checked."""
+    import ray
 
+    from orchestrator.preflight import Checklist, check_dataset, shrink
 
-def spec_or_exit(path: Path) -> Spec:
-    try:
-        return load_spec(path)
-    except SpecError as err:
-        raise fail(str(err)) from None
+    console.print(cluster.connect())
+    small = shrink(spec, ray.cluster_resources().get("GPU", 0))
+    checklist = Checklist()
+    ok = check_dataset(spec, small, checklist)
+    for item, passed, detail in checklist.lines:
+        mark = "[green]ok[/green]" if passed else "[red]FAIL[/red]"
+        console.print(f"{mark} {item} {escape(detail)}", soft_wrap=True)
+    if not ok:
+        raise typer.Exit(1)
+    return small
 
 
 def run_tracked(spec: Spec, job: JobConfig, name: str, tags: dict[str, str]) -> JobResult:
@@ -36,7 +43,7 @@ def run_tracked(spec: Spec, job: JobConfig, name: str, tags: dict[str, str]) -> 
         tracking.connect(spec.tracking.uri, spec.tracking.experiment)
     except tracking.TrackingError as err:
         raise fail(str(err)) from None
-    cluster.connect()
+    console.print(cluster.connect())
     try:
         with tracking.job_run(name, job, tags) as run:
             console.print(f"[bold]{name}[/bold]: MLflow run {run.info.run_id}")
@@ -62,34 +69,44 @@ def show(result: JobResult) -> None:
 
 @train_app.command("teacher")
 def teacher(
-    spec_path: Path = typer.Argument(..., metavar="SPEC"),
+    spec_path: str = typer.Argument(..., metavar="SPEC", help="YAML file or packaged name."),
     enhancement: str | None = typer.Option(None, help="Overrides enhancement.name."),
     name: str | None = typer.Option(None, help="Job name (same name + storage = resume)."),
+    sets: list[str] = typer.Option([], "--set", help=SET_HELP),
+    preflight: bool = typer.Option(False, "--preflight", help=PREFLIGHT_HELP),
 ) -> None:
     """Train a teacher on enhanced video."""
-    spec = spec_or_exit(spec_path)
+    spec = spec_or_exit(spec_path, sets)
+    spec = for_preflight(spec) if preflight else spec
     try:
         job = spec.job("teacher", enhancement)
     except ValueError as err:
         raise fail(str(err)) from None
-    if job.enhancement.name == "zero_dce" and job.enhancement.zero_dce_weights is None:
-        raise fail("zero_dce needs enhancement.zero_dce_weights (dlkdd enhance train-zero-dce)")
+    e = job.enhancement
+    if e.name in CURVE_WEIGHTS and e.weights() is None:
+        raise fail(
+            f"{e.name} needs enhancement.{CURVE_WEIGHTS[e.name]} "
+            f"(dlkdd enhance train-zero-dce --variant {e.name})"
+        )
     name = name or f"{spec.name}-teacher-{job.enhancement.name}"
     run_tracked(spec, job, name, {"dlkdd.enhancement": job.enhancement.name})
 
 
 @train_app.command("student")
 def student(
-    spec_path: Path = typer.Argument(..., metavar="SPEC"),
+    spec_path: str = typer.Argument(..., metavar="SPEC", help="YAML file or packaged name."),
     teacher_ref: str | None = typer.Option(
         None, "--teacher", help="Exported teacher directory or the teacher's MLflow run id."
     ),
     temperature: float | None = typer.Option(None, help="Overrides distill.temperature."),
     alpha: float | None = typer.Option(None, help="Overrides distill.alpha (0 = no teacher)."),
     name: str | None = typer.Option(None, help="Job name (same name + storage = resume)."),
+    sets: list[str] = typer.Option([], "--set", help=SET_HELP),
+    preflight: bool = typer.Option(False, "--preflight", help=PREFLIGHT_HELP),
 ) -> None:
     """Train a student on original video, distilling from a frozen teacher."""
-    spec = spec_or_exit(spec_path)
+    spec = spec_or_exit(spec_path, sets)
+    spec = for_preflight(spec) if preflight else spec
     teacher_dir = resolve_teacher(spec, teacher_ref) if teacher_ref else None
     try:
         job = spec.job("student", None, teacher_dir, temperature, alpha)

@@ -39,6 +39,16 @@ def scaling(resources: Resources) -> ScalingConfig:
     )
 
 
+def fitting(resources: Resources, cluster: dict[str, float], trial_cpus: int = 0) -> int:
+    """How many jobs of this size the cluster holds at once (at least one): a job waiting
+    for workers longer than Train's start-up timeout fails, so jobs are not over-queued."""
+    r = resources
+    fits = int(cluster.get("CPU", 0) // (trial_cpus + r.num_workers * r.cpus_per_worker))
+    if r.gpus_per_worker:
+        fits = min(fits, int(cluster.get("GPU", 0) // (r.num_workers * r.gpus_per_worker)))
+    return max(fits, 1)
+
+
 def trainer(
     job: JobConfig,
     resources: Resources,

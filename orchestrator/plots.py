@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import matplotlib
@@ -20,10 +21,12 @@ def enhancement_grid(
     out: Path,
     methods: list[str],
     gamma: float,
-    zero_dce_weights: Path | None,
+    weights: Mapping[str, Path | None],
     num_frames: int,
+    scale: int = 1,
 ) -> None:
-    """Rows: original then each method; columns: evenly spaced frames of the video."""
+    """Rows: original then each method; columns: evenly spaced frames of the video.
+    `weights` maps a learned method (zero_dce, zero_dce_pp) to its weights file."""
     [frames], _ = read_frames(
         str(video), lambda n: [np.linspace(0, n - 1, num_frames).round().astype(int)]
     )
@@ -31,7 +34,7 @@ def enhancement_grid(
     rows = [("original", batch)]
     for name in methods:
         if name != "identity":
-            module = enhance.build(name, gamma=gamma, weights=zero_dce_weights)
+            module = enhance.build(name, gamma, weights.get(name), scale)
             with torch.no_grad():
                 rows.append((name, module(batch)))
     fig, axes = plt.subplots(

@@ -40,6 +40,16 @@ def control_point(sweep: SweepConfig) -> dict[str, Any]:
     return {"temperature": 1.0, "alpha": 0.0, "enhancement": sweep.enhancements[0]}
 
 
+def first_points(sweep: SweepConfig) -> list[dict[str, Any]]:
+    """Trials run before the searcher's own: the control, and with `probe_each_enhancement`
+    one student per enhancement at the centre of the temperature and alpha ranges."""
+    probes = [
+        {"temperature": sweep.temperature.centre(), "alpha": sweep.alpha.centre(), "enhancement": e}
+        for e in sweep.enhancements
+    ]
+    return [control_point(sweep), *(probes if sweep.probe_each_enhancement else [])]
+
+
 def search_algorithm(
     sweep: SweepConfig, points: list[dict[str, Any]], concurrency: int
 ) -> Searcher | BasicVariantGenerator:

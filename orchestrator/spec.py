@@ -45,7 +45,9 @@ class Tracking(StrictModel):
 
 
 class Storage(StrictModel):
-    path: str = Field("dlkdd_runs", description="Checkpoints and exports: local, NFS or s3://.")
+    path: str = Field(
+        "dlkdd_runs", description="Checkpoints and exports: local (resolved), NFS or s3://."
+    )
 
     @field_validator("path")
     @classmethod
@@ -76,6 +78,21 @@ class Dist(StrictModel):
             raise ValueError("loguniform needs low > 0")
         return self
 
+    def bounds(self) -> tuple[float, float]:
+        """The smallest and largest value this dimension can take."""
+        if self.type in ("choice", "grid"):
+            if not all(isinstance(v, int | float) for v in self.values):
+                raise ValueError(f"values must be numbers, got {self.values}")
+            return min(self.values), max(self.values)
+        return self.low, self.high
+
+    def centre(self) -> float:
+        """A typical value: the middle of the range (geometric for loguniform)."""
+        lo, hi = self.bounds()
+        if self.type in ("choice", "grid"):
+            return self.values[0]
+        return (lo * hi) ** 0.5 if self.type == "loguniform" else (lo + hi) / 2
+
 
 class SchedulerConfig(StrictModel):
     type: Literal["asha", "fifo"] = "asha"
@@ -89,9 +106,14 @@ class SweepConfig(StrictModel):
     alpha: Dist
     num_samples: int = Field(6, ge=1, description="Student trials (the control is extra).")
     search: Literal["random", "grid", "optuna"] = "random"
-    scheduler: SchedulerConfig = SchedulerConfig()
+    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     metric: str = "val_top1"
     zero_dce_steps: int = Field(300, ge=1, description="Zero-DCE training when no weights.")
+    probe_each_enhancement: bool = Field(
+        False,
+        description="Begin with one trial per enhancement at the centre of the T and alpha "
+        "ranges (set by --preflight, so every teacher is distilled from once).",
+    )
 
     @field_validator("enhancements")
     @classmethod
@@ -100,19 +122,37 @@ class SweepConfig(StrictModel):
             raise ValueError("enhancements must not repeat")
         return v
 
+    @field_validator("alpha")
+    @classmethod
+    def _alpha_is_a_weight(cls, v: Dist) -> Dist:
+        lo, hi = v.bounds()
+        if lo < 0 or hi > 1:
+            raise ValueError(
+                f"alpha weighs the KD term: its range must lie in [0, 1], got {lo}..{hi}"
+            )
+        return v
+
+    @field_validator("temperature")
+    @classmethod
+    def _temperature_positive(cls, v: Dist) -> Dist:
+        lo, _ = v.bounds()
+        if lo <= 0:
+            raise ValueError(f"temperature must be > 0, got a range from {lo}")
+        return v
+
 
 class Spec(StrictModel):
     name: str = Field(..., pattern=r"^[A-Za-z0-9_.-]+$")
     dataset: DatasetConfig
-    clip: ClipConfig = ClipConfig()
-    enhancement: EnhancementConfig = EnhancementConfig()
-    teacher: RoleConfig = RoleConfig()
-    student: RoleConfig = RoleConfig()
-    distill: DistillConfig = DistillConfig()
+    clip: ClipConfig = Field(default_factory=ClipConfig)
+    enhancement: EnhancementConfig = Field(default_factory=EnhancementConfig)
+    teacher: RoleConfig = Field(default_factory=RoleConfig)
+    student: RoleConfig = Field(default_factory=RoleConfig)
+    distill: DistillConfig = Field(default_factory=DistillConfig)
     deepspeed: dict[str, Any] = Field(default_factory=dict)
-    resources: Resources = Resources()
-    tracking: Tracking = Tracking()
-    storage: Storage = Storage()
+    resources: Resources = Field(default_factory=Resources)
+    tracking: Tracking = Field(default_factory=Tracking)
+    storage: Storage = Field(default_factory=Storage)
     sweep: SweepConfig | None = None
     seed: int = 0
 

@@ -11,7 +11,7 @@ from ray.tune.integration.ray_train import TuneReportCallback
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
 from orchestrator import jobs
-from orchestrator.search import control_point, search_algorithm, tune_space
+from orchestrator.search import first_points, search_algorithm, tune_space
 from orchestrator.spec import Spec
 from orchestrator.tracking_tune import StudentTracker
 from trainers import stopping
@@ -63,16 +63,10 @@ def student_trial(config: dict[str, Any], spec_json: dict, teachers: dict[str, s
         raise RuntimeError(result.error)
 
 
-def max_concurrent(spec: Spec, cluster_cpus: float, cluster_gpus: float) -> int:
+def max_concurrent(spec: Spec, cluster: dict[str, float]) -> int:
     """As many trials as the cluster fits: 1 CPU for the trial function + its workers."""
     r = spec.resources
-    if r.max_concurrent_trials:
-        return r.max_concurrent_trials
-    per_trial_cpu = 1 + r.num_workers * r.cpus_per_worker
-    fits = int(cluster_cpus // per_trial_cpu)
-    if r.gpus_per_worker:
-        fits = min(fits, int(cluster_gpus // (r.num_workers * r.gpus_per_worker)))
-    return max(fits, 1)
+    return r.max_concurrent_trials or jobs.fitting(r, cluster, trial_cpus=1)
 
 
 def scheduler(spec: Spec) -> TrialScheduler:
@@ -112,7 +106,7 @@ def tuner(
             mode="max",
             num_samples=sweep.num_samples + 1,  # + the alpha = 0 control, evaluated first
             scheduler=scheduler(spec),
-            search_alg=search_algorithm(sweep, [control_point(sweep)], concurrency),
+            search_alg=search_algorithm(sweep, first_points(sweep), concurrency),
             max_concurrent_trials=concurrency,
         ),
         run_config=tune.RunConfig(

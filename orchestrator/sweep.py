@@ -38,7 +38,7 @@ def run_sweep(spec: Spec, resume: bool = False) -> str:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
     experiment_id = tracking.connect(spec.tracking.uri, spec.tracking.experiment)
     r = spec.resources
-    cluster.connect(min_cpus=1 + r.num_workers * r.cpus_per_worker)
+    console.print(cluster.connect(min_cpus=1 + r.num_workers * r.cpus_per_worker))
     previous = find_parent(experiment_id, spec.name, unfinished_only=True) if resume else None
     if previous:
         tune_name = previous.data.tags["dlkdd.tune_name"]
@@ -52,10 +52,7 @@ def run_sweep(spec: Spec, resume: bool = False) -> str:
             mlflow.log_params(tracking.flatten(spec.model_dump(mode="json", exclude={"name"})))
         teachers = ensure_teachers(spec, experiment_id, parent.info.run_id)
         mlflow.set_tags({f"dlkdd.teacher.{e}": t.run_id for e, t in teachers.items()})
-        resources = ray.cluster_resources()
-        concurrency = students.max_concurrent(
-            spec, resources.get("CPU", 0), resources.get("GPU", 0)
-        )
+        concurrency = students.max_concurrent(spec, ray.cluster_resources())
         tracker = StudentTracker(
             spec.tracking.uri, experiment_id, parent.info.run_id, spec.name,
             {e: {"run_id": t.run_id, "fingerprint": t.fingerprint} for e, t in teachers.items()},

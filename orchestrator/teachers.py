@@ -13,13 +13,13 @@ import ray
 
 from orchestrator import tracking
 from orchestrator.fingerprint import teacher_fingerprint
-from orchestrator.jobs import JobResult, run_job
+from orchestrator.jobs import JobResult, fitting, run_job
 from orchestrator.progress import console
 from orchestrator.spec import Resources, Spec
-from trainers.config import JobConfig
+from trainers.config import CURVE_WEIGHTS, JobConfig
 from trainers.data.frames import sample_frames
 from trainers.data.manifests import load_splits
-from trainers.enhance import zero_dce
+from trainers.enhance import CURVE_NETS, curves, zero_reference
 from trainers.storage import is_file, join, put
 
 
@@ -37,31 +37,37 @@ def _train_remote(job: JobConfig, resources: Resources, storage: str, name: str)
     return run_job(job, resources, storage, name)
 
 
-def zero_dce_weights(spec: Spec) -> str:
-    """The spec's Zero-DCE weights, or ones trained on its training frames, kept in storage
-    (where every node's teacher job reads them) and reused by every later sweep."""
-    if spec.enhancement.zero_dce_weights is not None:
-        return spec.enhancement.zero_dce_weights
+def zero_dce_weights(spec: Spec, variant: str = "zero_dce") -> str:
+    """The spec's Zero-DCE (variant zero_dce_pp: Zero-DCE++) weights, or ones trained on its
+    training frames (`sweep.zero_dce_steps` for either), kept in storage where every node's
+    teacher job reads them, and reused by every later sweep."""
+    enh = spec.enhancement.model_copy(update={"name": variant})
+    if (given := enh.weights()) is not None:
+        return given
     steps = spec.sweep.zero_dce_steps if spec.sweep else 300
     key = teacher_fingerprint(spec.job("teacher", "identity"))
-    location = join(spec.storage.resolved(), "zero_dce", f"{key}-{steps}.pt")
+    # "-authors-sign": files trained before dlkdd adopted the authors' curve sign lie at
+    # "{key}-{steps}.pt"; they darken now, so they must not be found and reused.
+    location = join(spec.storage.resolved(), variant, f"{key}-{steps}-authors-sign.pt")
     if not is_file(location):
         items = load_splits(spec.dataset, spec.seed)["train"].items
         frames = sample_frames([p for p, _ in items], per_video=2, max_size=128, seed=spec.seed)
-        with console.status(f"training Zero-DCE on {len(frames)} frames ({steps} steps)"):
-            net, history = zero_dce.train(frames, steps=steps, seed=spec.seed)
+        with console.status(f"training {variant} on {len(frames)} frames ({steps} steps)"):
+            net, history = zero_reference.train(
+                CURVE_NETS[variant], frames, steps=steps, seed=spec.seed
+            )
         with tempfile.TemporaryDirectory() as d:
-            zero_dce.save(net, Path(d) / "zero_dce.pt")
-            put(Path(d) / "zero_dce.pt", location)
-        console.print(f"Zero-DCE: loss {history[0]:.3f} -> {history[-1]:.3f}, saved {location}")
+            curves.save(net, Path(d) / "weights.pt")
+            put(Path(d) / "weights.pt", location)
+        console.print(f"{variant}: loss {history[0]:.3f} -> {history[-1]:.3f}, saved {location}")
     return location
 
 
 def teacher_job(spec: Spec, enhancement: str) -> JobConfig:
     job = spec.job("teacher", enhancement)
-    if enhancement == "zero_dce":
-        enh = job.enhancement.model_copy(update={"zero_dce_weights": zero_dce_weights(spec)})
-        job = job.model_copy(update={"enhancement": enh})
+    if enhancement in CURVE_WEIGHTS:
+        update = {CURVE_WEIGHTS[enhancement]: zero_dce_weights(spec, enhancement)}
+        job = job.model_copy(update={"enhancement": job.enhancement.model_copy(update=update)})
     return job
 
 
@@ -92,29 +98,45 @@ def ensure_teachers(spec: Spec, experiment_id: str, parent_run_id: str) -> dict[
             console.print(f"teacher [bold]{enhancement}[/bold]: reusing run {found[0]} ({fp})")
     missing = [e for e in jobs if e not in teachers]
     if missing:
-        console.print(f"training {len(missing)} teacher(s) concurrently: {', '.join(missing)}")
+        slots = fitting(spec.resources, ray.cluster_resources())
+        console.print(f"training {len(missing)} teacher(s), {slots} at a time: "
+                      f"{', '.join(missing)}")  # fmt: skip
         storage = spec.storage.resolved()
-        names = {e: f"{spec.name}-teacher-{e}-{prints[e]}" for e in missing}
-        started_ms = int(time.time() * 1000)
-        futures = {
-            e: _train_remote.remote(jobs[e], spec.resources, storage, names[e]) for e in missing
-        }
-        for enhancement, future in futures.items():
-            result = ray.get(future)
-            tags = {
-                "dlkdd.enhancement": enhancement,
-                "dlkdd.fingerprint": prints[enhancement],
-                "dlkdd.sweep": spec.name,
-            }
-            with tracking.job_run(
-                names[enhancement], jobs[enhancement], tags, parent_run_id, started_ms
-            ) as r:
-                tracking.log_result(result)  # raises JobFailed (run FAILED) on error
-            teachers[enhancement] = Teacher(
-                enhancement, r.info.run_id, result.export_location, prints[enhancement], False
-            )
-            console.print(
-                f"teacher [bold]{enhancement}[/bold]: test_top1 "
-                f"{result.final.get('test_top1', float('nan')):.3f} (run {r.info.run_id})"
-            )
+        running: dict[ray.ObjectRef, tuple[str, int]] = {}
+        while missing or running:
+            while missing and len(running) < slots:
+                e = missing.pop(0)
+                name = teacher_name(spec, e, prints[e])
+                future = _train_remote.remote(jobs[e], spec.resources, storage, name)
+                running[future] = (e, int(time.time() * 1000))
+            [done], _ = ray.wait(list(running), num_returns=1)
+            e, started_ms = running.pop(done)
+            teachers[e] = _log_teacher(spec, e, jobs[e], prints[e], ray.get(done), parent_run_id,
+                                       started_ms)  # fmt: skip
     return teachers
+
+
+def teacher_name(spec: Spec, enhancement: str, fingerprint: str) -> str:
+    """The teacher's Train run name (its folder in storage) and MLflow run name."""
+    return f"{spec.name}-teacher-{enhancement}-{fingerprint}"
+
+
+def _log_teacher(
+    spec: Spec,
+    enhancement: str,
+    job: JobConfig,
+    fingerprint: str,
+    result: JobResult,
+    parent_run_id: str,
+    started_ms: int,
+) -> Teacher:
+    """The finished teacher's nested MLflow run (dated from its start); raises if it failed."""
+    tags = {"dlkdd.enhancement": enhancement, "dlkdd.fingerprint": fingerprint,
+            "dlkdd.sweep": spec.name}  # fmt: skip
+    with tracking.job_run(result.name, job, tags, parent_run_id, started_ms) as r:
+        tracking.log_result(result)  # raises JobFailed (run FAILED) on error
+    console.print(
+        f"teacher [bold]{enhancement}[/bold]: test_top1 "
+        f"{result.final.get('test_top1', float('nan')):.3f} (run {r.info.run_id})"
+    )
+    return Teacher(enhancement, r.info.run_id, result.export_location, fingerprint, False)

@@ -34,14 +34,20 @@ def test_check_lists_every_bad_file_and_fails(
     assert result.exit_code == 1
     assert "train_rise_0001.mp4: cannot open" in result.output
     assert "val_fall_0000.mp4: file not found" in result.output
-    assert "46 of 48 videos readable, 2 bad" in result.output
+    assert "46 of 48 videos readable, 2 bad; 0 malformed rows" in result.output
 
 
 def test_check_reports_a_bad_list_line(tmp_path: Path) -> None:
     (tmp_path / "train.csv").write_text("path,label\nx.mp4\n")
     (tmp_path / "classes.txt").write_text("a\n")
     result = runner.invoke(app, ["data", "check", str(tmp_path)])
-    assert result.exit_code == 2 and "train.csv:2: expected 'path,label'" in result.output
+    assert result.exit_code == 1 and "train.csv:2: expected 'path,label'" in result.output
+    assert "0 of 0 videos readable, 0 bad; 1 malformed rows" in result.output
+
+
+def test_check_without_lists_names_where_it_looked(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["data", "check", str(tmp_path), "--format", "dark48"])
+    assert result.exit_code == 2 and "annotations/train_split1.txt" in result.output
 
 
 def test_preview_writes_png(synth_root: Path, tmp_path: Path) -> None:

@@ -6,12 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, DistributedSampler
 
 from trainers.config import ClipConfig, DatasetConfig
 from trainers.data import sampling
 from trainers.data.clips import ClipDataset
-from trainers.data.manifests import load_splits
+from trainers.data.epoch_sampler import EpochSampler
+from trainers.data.manifests import load_splits, read_csv
 from trainers.data.synth import SynthConfig, darken, render_clip, write_video
 
 CLIP = ClipConfig(num_frames=8, stride=2, crop_size=24, test_windows=2)
@@ -82,3 +83,30 @@ def test_dataloader_workers_batch_uint8(synth_root: Path) -> None:
     clips, labels, skipped = next(iter(DataLoader(ds, batch_size=4, num_workers=2)))
     assert clips.shape == (4, 3, 8, 24, 24) and clips.dtype == torch.uint8
     assert labels.tolist() == [0, 0, 0, 0] and skipped.sum() == 0
+
+
+def test_epoch_given_with_the_index_overrides_the_dataset_epoch(synth_root: Path) -> None:
+    ds = ClipDataset(items(synth_root), CLIP, "train")
+    ds.set_epoch(2)
+    at_two = ds[3][0]
+    ds.set_epoch(0)
+    assert torch.equal(ds[2, 3][0], at_two) and not torch.equal(ds[3][0], at_two)
+
+
+def test_persistent_loader_workers_follow_the_sampler_epoch(synth_root: Path) -> None:
+    """Each epoch, the same persistent workers give the clips the main process gives for that
+    epoch, index by index, and new ones for every index (pytorch#97326)."""
+    train = read_csv(synth_root, synth_root / "train.csv").items[::4]
+    ds = ClipDataset(train, ClipConfig(num_frames=4, stride=2, crop_size=32), "train", seed=5)
+    sampler = EpochSampler(DistributedSampler(ds, num_replicas=1, rank=0, seed=5))
+    loader = DataLoader(ds, batch_size=None, sampler=sampler, num_workers=2,
+                        persistent_workers=True)  # fmt: skip
+    previous: dict[int, torch.Tensor] = {}
+    for epoch in range(3):
+        sampler.set_epoch(epoch)
+        ds.set_epoch(epoch)  # the main process's copy only
+        order = [index for _, index in sampler]
+        clips = dict(zip(order, (clip for clip, _, _ in loader), strict=True))
+        assert all(torch.equal(clip, ds[index][0]) for index, clip in clips.items())
+        assert not any(torch.equal(clips[i], clip) for i, clip in previous.items())
+        previous = clips

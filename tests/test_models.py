@@ -63,3 +63,20 @@ def test_forward_shape_on_a_tiny_clip() -> None:
 def test_unknown_arch_is_named() -> None:
     with pytest.raises(ValueError, match="unknown architecture 'resnet50'"):
         models.build("resnet50", 4)
+
+
+def test_channels_last_inputs_keep_parameters_contiguous() -> None:
+    """DeepSpeed broadcasts parameters through byte views, which channels-last weights
+    refuse; the option converts the input instead, with the same result."""
+    torch.manual_seed(0)
+    plain = models.build("tiny", 4)
+    fast = models.channels_last_inputs(models.build("tiny", 4))
+    fast.load_state_dict(plain.state_dict())
+    seen = []
+    fast.stem.register_forward_pre_hook(lambda _, args: seen.append(args[0]))
+    clip = torch.rand(2, 3, 4, 16, 16)
+    assert torch.allclose(fast(clip), plain(clip), atol=1e-5)
+    assert seen[0].is_contiguous(memory_format=torch.channels_last_3d)
+    assert all(p.is_contiguous() for p in fast.parameters())
+    for p in fast.parameters():
+        p.data.view(torch.uint8)  # what DeepSpeed's broadcast does

@@ -73,3 +73,66 @@ def test_packaged_specs_validate_given_a_dataset(name: str, tmp_path: Path) -> N
     if name != "smoke":
         assert spec.student.model.arch == "r2plus1d_34" and spec.resources.gpus_per_worker == 1
         assert set(spec.sweep.enhancements) == {"zero_dce", "gic", "he"}
+
+
+@pytest.mark.parametrize(
+    ("key", "dist", "message"),
+    [
+        ("alpha", {"type": "uniform", "low": 0.5, "high": 2}, r"sweep.alpha: .*\[0, 1\]"),
+        ("alpha", {"type": "choice", "values": [-0.1, 0.5]}, r"sweep.alpha: .*\[0, 1\]"),
+        ("temperature", {"type": "uniform", "low": 0, "high": 4}, r"sweep.temperature: .*> 0"),
+        ("temperature", {"type": "grid", "values": [-1, 2]}, r"sweep.temperature: .*> 0"),
+    ],
+)
+def test_search_ranges_are_checked(tmp_path: Path, key: str, dist: dict, message: str) -> None:
+    with pytest.raises(SpecError, match=message):
+        parse_spec(spec_with(tmp_path, sweep={key: dist}))
+
+
+def test_minimal_spec_resolves_its_defaults(tmp_path: Path, monkeypatch) -> None:
+    """Only name and dataset: the default storage folder is resolved like a given one."""
+    monkeypatch.chdir(tmp_path)
+    spec = parse_spec({"name": "m", "dataset": {"format": "csv", "root": str(tmp_path)}})
+    assert spec.storage.path == str(tmp_path / "dlkdd_runs")
+    assert spec.resources.num_workers == 2 and spec.teacher.model.arch == "r2plus1d_18"
+
+
+def test_set_overrides_reach_every_level(tmp_path: Path) -> None:
+    from orchestrator.cli_common import parse_sets
+
+    sets = parse_sets(["dataset.root=/data/ARID_v1", "teacher.optim.lr=0.1",
+                       "sweep.enhancements=[gic, he]", "tracking.uri=http://h:5000"])  # fmt: skip
+    assert sets == {
+        "dataset": {"root": "/data/ARID_v1"},
+        "teacher": {"optim": {"lr": 0.1}},
+        "sweep": {"enhancements": ["gic", "he"]},
+        "tracking": {"uri": "http://h:5000"},
+    }
+
+
+def test_set_on_the_cli_is_validated_with_the_spec(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from orchestrator.cli import app
+
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(spec_with(tmp_path)))
+    runner = CliRunner()
+    for args, message in [
+        (["--set", "dataset.bogus=1"], "dataset.bogus: unknown key"),
+        (["--set", "sweep.alpha.high=3"], "sweep.alpha: Value error, alpha weighs"),
+        (["--set", "dataset.root"], "expected key.path=value"),
+        (["--set", f"dataset.root={tmp_path / 'none'}"], "none does not exist"),
+    ]:
+        for command in (["sweep"], ["train", "teacher"], ["submit"]):
+            result = runner.invoke(app, [*command, str(path), *args])
+            assert result.exit_code == 2 and message in result.output, (command, result.output)
+
+
+def test_packaged_specs_take_set_overrides(tmp_path: Path) -> None:
+    """A packaged spec's dataset root is elsewhere; --set dataset.root makes it valid here."""
+    from orchestrator.cli_common import spec_or_exit
+
+    for name in ("arid", "arid_v1_5", "dark48"):
+        spec = spec_or_exit(name, [f"dataset.root={tmp_path}", "storage.path=runs"])
+        assert spec.dataset.root == tmp_path and Path(spec.storage.path).is_absolute()

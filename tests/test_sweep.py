@@ -84,7 +84,7 @@ def test_compare_numbers_equal_mlflow_metrics(sweep_run, tmp_path) -> None:
     assert (tmp_path / "gain_per_enhancement.png").stat().st_size > 1000
 
 
-def test_promote_best_refuse_worse_force_then_predict(sweep_run, train_root) -> None:
+def test_promote_best_refuse_worse_force_then_predict(sweep_run, train_root, tmp_path) -> None:
     spec, parent, _ = sweep_run
     uri = ["--tracking-uri", spec.tracking.uri]
     client = mlflow.MlflowClient()
@@ -113,6 +113,13 @@ def test_promote_best_refuse_worse_force_then_predict(sweep_run, train_root) -> 
     result = CliRunner().invoke(app, ["predict", str(video), *uri])
     assert result.exit_code == 0, result.output
     assert re.search(r"test_\w+\.mp4: (rise|fall|sway|pulse) [01]\.\d\d", result.output)
+    unlabelled = tmp_path / "validation_pub.csv"  # UG2's public list: VideoID,Video, no label
+    unlabelled.write_text(f"VideoID,Video\n0,fall/{video.name}\n1,rise/missing.mp4\n")
+    args = ["predict", "--list", str(unlabelled), "--root", str(train_root / "videos"), *uri]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1, result.output  # the missing video is named, the other classified
+    assert re.search(r"test_\w+\.mp4: (rise|fall|sway|pulse) [01]\.\d\d", result.output)
+    assert "missing.mp4" in result.output
 
 
 def test_killed_rerun_resumes_without_teachers_or_repeats(sweep_run) -> None:

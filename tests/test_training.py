@@ -85,3 +85,23 @@ def test_too_many_bad_videos_fail_clearly(ray_session, train_root, tmp_path, cor
                                  dataset={"max_bad_fraction": 0.01}))  # fmt: skip
     result = run_job(spec.job("teacher", "identity"), spec.resources, spec.storage.resolved(), "b")
     assert result.error and "max_bad_fraction" in result.error
+
+
+def test_resume_with_loader_workers_repeats_the_uninterrupted_losses(
+    ray_session, train_root, tmp_path
+) -> None:
+    """Interrupted after epoch 1 and resumed, with persistent DataLoader workers, a job sees
+    the same clips and takes the same steps as one that never stopped (fp32 CPU, one seed).
+    The losses are bitwise equal here: a difference is a change in data or state, not noise."""
+    spec = parse_spec(small_spec(train_root, tmp_path, dataset={"num_workers": 2},
+                                 teacher={"optim": {"epochs": 3}}))  # fmt: skip
+    storage, job = spec.storage.resolved(), spec.job("teacher", "gic")
+    whole = run_job(job, spec.resources, storage, "whole")
+    failing = job.model_copy(update={"fail_at_epoch": 1})
+    first = run_job(failing, spec.resources, storage, "resumed")
+    assert first.error and "injected failure after epoch 1" in first.error
+    resumed = run_job(job, spec.resources, storage, "resumed")
+    assert whole.error is None and resumed.error is None
+    assert resumed.final["resumed_from_epoch"] == 1
+    train_loss = [h["train_loss"] for h in whole.history]
+    assert [h["train_loss"] for h in resumed.history] == train_loss and len(train_loss) == 3

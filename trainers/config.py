@@ -12,14 +12,18 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 DatasetFormat = Literal["arid", "arid_v1_5", "ug2", "dark48", "csv"]
-EnhancementName = Literal["identity", "gic", "he", "gic_he", "zero_dce"]
+EnhancementName = Literal["identity", "gic", "he", "gic_he", "zero_dce", "zero_dce_pp"]
+# The learned enhancements and the field that holds each one's weights file.
+CURVE_WEIGHTS = {"zero_dce": "zero_dce_weights", "zero_dce_pp": "zero_dce_pp_weights"}
 Arch = Literal["tiny", "r3d_18", "mc3_18", "r2plus1d_18", "r2plus1d_34"]
 
 
 class StrictModel(BaseModel):
-    """Rejects unknown keys so that a typo in a spec fails loudly instead of being ignored."""
+    """Rejects unknown keys so that a typo in a spec fails loudly instead of being ignored;
+    defaults go through the same validators as explicit values (a relative default path is
+    resolved like a given one)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", validate_default=True)
 
 
 class DatasetConfig(StrictModel):
@@ -42,6 +46,9 @@ class DatasetConfig(StrictModel):
         0.05, ge=0, le=1, description="A job fails when more than this share of clips is bad."
     )
     num_workers: int = Field(2, ge=0, description="DataLoader processes per Train worker.")
+    max_per_class: int | None = Field(
+        None, ge=1, description="At most this many clips per class in each split (preflight)."
+    )
 
     @model_validator(mode="after")
     def _other_is_arid(self) -> DatasetConfig:
@@ -64,15 +71,37 @@ class EnhancementConfig(StrictModel):
     name: EnhancementName = "gic"
     gamma: float = Field(2.0, gt=0, description="Gamma for gic / gic_he (>1 brightens).")
     zero_dce_weights: str | None = Field(
-        None, description="Zero-DCE weights file: a path every node sees, or a storage URI."
+        None,
+        description="Zero-DCE weights (the authors' Epoch99.pth or `dlkdd enhance "
+        "train-zero-dce`): a path every node sees, or a storage URI. None: a sweep trains "
+        "them on the dataset's frames.",
     )
+    zero_dce_pp_weights: str | None = Field(
+        None, description="Zero-DCE++ weights, as zero_dce_weights (train-zero-dce --variant)."
+    )
+    scale: int = Field(
+        1,
+        ge=1,
+        description="zero_dce_pp: curve maps are estimated on the frame downscaled by this "
+        "factor and upsampled. The authors use 12 on 1200x900 photos (maps of 100x75); video "
+        "frames of 112-128 px are already that small, so 1; raise it for large frames.",
+    )
+
+    def weights(self) -> str | None:
+        """The weights file this enhancement reads (None: hand-designed, or not given yet)."""
+        field = CURVE_WEIGHTS.get(self.name)
+        return getattr(self, field) if field else None
 
     def params(self) -> dict[str, Any]:
         """The parameters that actually influence this enhancement (for fingerprints, build)."""
         if self.name in ("gic", "gic_he"):
             return {"gamma": self.gamma}
         if self.name == "zero_dce":
-            return {"weights": str(self.zero_dce_weights) if self.zero_dce_weights else None}
+            # "curve": teachers trained before dlkdd adopted the authors' curve sign saw other
+            # images from the same weights file; this keeps them from being reused.
+            return {"weights": self.weights(), "curve": "authors"}
+        if self.name == "zero_dce_pp":
+            return {"weights": self.weights(), "scale": self.scale}
         return {}
 
 
@@ -102,8 +131,8 @@ class OptimConfig(StrictModel):
 class RoleConfig(StrictModel):
     """One side of the distillation pair: what network it is and how it is optimised."""
 
-    model: ModelConfig = ModelConfig()
-    optim: OptimConfig = OptimConfig()
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
 
 
 class DistillConfig(StrictModel):
@@ -116,11 +145,11 @@ class JobConfig(StrictModel):
 
     role: Literal["teacher", "student"]
     dataset: DatasetConfig
-    clip: ClipConfig = ClipConfig()
-    enhancement: EnhancementConfig = EnhancementConfig()
-    model: ModelConfig = ModelConfig()
-    optim: OptimConfig = OptimConfig()
-    distill: DistillConfig = DistillConfig()
+    clip: ClipConfig = Field(default_factory=ClipConfig)
+    enhancement: EnhancementConfig = Field(default_factory=EnhancementConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    distill: DistillConfig = Field(default_factory=DistillConfig)
     teacher_dir: str | None = Field(
         None, description="Exported teacher (student role): a path or a storage URI."
     )

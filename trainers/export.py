@@ -1,7 +1,8 @@
 """The exported model: a plain state_dict plus a JSON of what is needed to use it.
 
 Inference (and a student's frozen teacher) loads this without DeepSpeed or Ray; it carries
-its enhancement too (Zero-DCE weights copied beside it), so a teacher is self-contained.
+its enhancement too (Zero-DCE or Zero-DCE++ weights copied beside it, as `<name>.pt`), so a
+teacher is self-contained.
 """
 
 from __future__ import annotations
@@ -16,21 +17,24 @@ from torch import nn
 
 from trainers import enhance, models
 
-MODEL_FILE, META_FILE, ZERO_DCE_FILE = "model.pt", "meta.json", "zero_dce.pt"
+MODEL_FILE, META_FILE = "model.pt", "meta.json"
+# Exports written before dlkdd adopted the Zero-DCE authors' curve sign lack this mark: their
+# teachers learned on darkened video, and the same weights now brighten.
+CURVE_CONVENTION = "authors"
 
 
 def export(
     out: Path,
     state_dict: dict[str, torch.Tensor],
     meta: dict[str, Any],
-    zero_dce_weights: Path | None = None,
+    curve_weights: Path | None = None,
 ) -> Path:
-    """Writes model.pt, meta.json (and the Zero-DCE weights the input enhancement needs)."""
+    """Writes model.pt, meta.json (and the weights file the input enhancement needs)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     torch.save({k: v.detach().cpu() for k, v in state_dict.items()}, out / MODEL_FILE)
-    if zero_dce_weights is not None:
-        shutil.copyfile(zero_dce_weights, out / ZERO_DCE_FILE)
+    if curve_weights is not None:
+        shutil.copyfile(curve_weights, curve_file(out, meta["input_enhancement"]["name"]))
     (out / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True))
     return out
 
@@ -56,5 +60,16 @@ def input_enhancer(directory: Path, meta: dict[str, Any]) -> nn.Module | None:
     spec = meta.get("input_enhancement")
     if spec is None:
         return None
-    weights = Path(directory) / ZERO_DCE_FILE if spec["name"] == "zero_dce" else None
-    return enhance.build(spec["name"], gamma=spec.get("gamma", 2.0), weights=weights)
+    name = spec["name"]
+    if name in enhance.CURVE_NETS and spec.get("curve") != CURVE_CONVENTION:
+        raise ValueError(
+            f"{directory}: a {name} teacher exported before dlkdd used the Zero-DCE authors' "
+            "curve sign; it learned on differently enhanced video. Train the teacher again"
+        )
+    weights = curve_file(directory, name) if name in enhance.CURVE_NETS else None
+    return enhance.build(name, spec.get("gamma", 2.0), weights, spec.get("scale", 1))
+
+
+def curve_file(directory: Path, enhancement: str) -> Path:
+    """Where an export keeps the weights of its learned input enhancement."""
+    return Path(directory) / f"{enhancement}.pt"

@@ -21,8 +21,9 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from trainers import enhance, export, models, schedule, stopping, storage
-from trainers.config import JobConfig
+from trainers.config import CURVE_WEIGHTS, JobConfig
 from trainers.data.clips import ClipDataset
+from trainers.data.epoch_sampler import EpochSampler
 from trainers.data.manifests import load_splits
 from trainers.distill import kd_loss
 from trainers.metrics import Accuracy
@@ -43,7 +44,7 @@ def train_func(config: dict[str, Any]) -> None:
     splits = load_splits(job.dataset, job.seed)
     classes = splits["train"].classes
     train_set = ClipDataset(splits["train"].items, job.clip, "train", job.seed)
-    sampler = DistributedSampler(train_set, world, rank, shuffle=True, seed=job.seed)
+    sampler = EpochSampler(DistributedSampler(train_set, world, rank, shuffle=True, seed=job.seed))
     train_loader = _loader(train_set, job, sampler=sampler, drop_last=True)
     val_loader = _loader(
         _shard(ClipDataset(splits["val"].items, job.clip, "val"), rank, world), job
@@ -53,7 +54,7 @@ def train_func(config: dict[str, Any]) -> None:
     dtype = torch.bfloat16 if bf16 else torch.float32
     model = models.build(job.model.arch, len(classes), job.model.pretrained).to(device)
     if job.model.channels_last:
-        model = model.to(memory_format=torch.channels_last_3d)
+        model = models.channels_last_inputs(model)
     student_enhancer, teacher, teacher_enhancer = _inputs(job, device, dtype)
 
     steps_per_epoch = max(len(train_loader) // job.optim.grad_accum, 1)
@@ -82,8 +83,7 @@ def train_func(config: dict[str, Any]) -> None:
 
     for epoch in range(state["epoch"], job.optim.epochs):
         started = time.perf_counter()
-        train_set.set_epoch(epoch)
-        sampler.set_epoch(epoch)
+        sampler.set_epoch(epoch)  # shuffle and augmentation: the loader's workers get it too
         engine.train()
         loss_sum = torch.zeros(3, dtype=torch.float64, device=device)  # loss, clips, bad
         for clips, labels, skipped in train_loader:
@@ -170,7 +170,7 @@ def _finish(job, engine, best_state, enhancer, classes, splits, rank, world, dty
     with tempfile.TemporaryDirectory() as d:
         if rank == 0:
             meta = _meta(job, classes, metrics)
-            export.export(Path(d) / EXPORT_DIR, best_state, meta, _zero_dce_file(job))
+            export.export(Path(d) / EXPORT_DIR, best_state, meta, _curve_weights_file(job))
             (Path(d) / HISTORY_FILE).write_text(json.dumps(state["history"]))
         ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(d))
 
@@ -181,7 +181,10 @@ def _meta(job: JobConfig, classes: list[str], metrics: dict[str, float]) -> dict
         "arch": job.model.arch,
         "classes": classes,
         "clip": job.clip.model_dump(mode="json"),
-        "input_enhancement": job.enhancement.model_dump(mode="json", exclude={"zero_dce_weights"})
+        "input_enhancement": {
+            **job.enhancement.model_dump(mode="json", exclude=set(CURVE_WEIGHTS.values())),
+            "curve": export.CURVE_CONVENTION,
+        }
         if job.role == "teacher"
         else None,
         "distill": job.distill.model_dump() if job.role == "student" else None,
@@ -189,12 +192,12 @@ def _meta(job: JobConfig, classes: list[str], metrics: dict[str, float]) -> dict
     }
 
 
-def _zero_dce_file(job: JobConfig) -> Path | None:
-    """A teacher's Zero-DCE weights as a local file (downloaded if they live in storage)."""
-    e = job.enhancement
-    if job.role != "teacher" or e.name != "zero_dce" or e.zero_dce_weights is None:
+def _curve_weights_file(job: JobConfig) -> Path | None:
+    """A teacher's Zero-DCE(++) weights as a local file (downloaded if they live in storage)."""
+    weights = job.enhancement.weights()
+    if job.role != "teacher" or weights is None:
         return None
-    return storage.local_file(e.zero_dce_weights)
+    return storage.local_file(weights)
 
 
 def _inputs(job: JobConfig, device: torch.device, dtype: torch.dtype):
@@ -204,7 +207,8 @@ def _inputs(job: JobConfig, device: torch.device, dtype: torch.dtype):
     the same clip enhanced the way the teacher was trained (read from the teacher's export)."""
     if job.role == "teacher":
         e = job.enhancement
-        return enhance.build(e.name, e.gamma, _zero_dce_file(job)).to(device), None, None
+        enhancer = enhance.build(e.name, e.gamma, _curve_weights_file(job), e.scale)
+        return enhancer.to(device), None, None
     if job.distill.alpha == 0:
         return None, None, None
     teacher_dir = storage.local_copy(job.teacher_dir)  # downloaded when it is a URI

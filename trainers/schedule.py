@@ -33,13 +33,21 @@ def warmup_cosine(
 
 
 def deepspeed_config(cfg: OptimConfig, bf16: bool, extra: dict) -> dict:
-    """The generated DeepSpeed config, with the spec's raw `deepspeed:` block merged over it."""
+    """The generated DeepSpeed config, with the spec's raw `deepspeed:` block merged over it.
+
+    ZeRO (stage >= 1) refuses an optimiser DeepSpeed has not tested, torch's SGD among them,
+    unless told otherwise; every optimiser the spec offers is run under every stage it
+    allows by tests/test_optimisers.py, so they are allowed here."""
     generated = {
         "train_micro_batch_size_per_gpu": cfg.batch_size,
         "gradient_accumulation_steps": cfg.grad_accum,
         "gradient_clipping": cfg.grad_clip,
         "zero_optimization": {"stage": cfg.zero_stage},
+        "zero_allow_untested_optimizer": cfg.zero_stage >= 1,
         "bf16": {"enabled": bf16},
+        # DeepSpeed >= 0.18 casts parameters but not buffers to bf16; BatchNorm then meets
+        # bf16 weights with fp32 running statistics and fails. Cast both, as before.
+        **({"data_types": {"buffer_dtype": "bf16"}} if bf16 else {}),
         "steps_per_print": 10**9,
     }
     return deep_merge(generated, extra)

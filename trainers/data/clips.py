@@ -39,14 +39,18 @@ class ClipDataset(Dataset):
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
-        """Training randomness is a function of (seed, epoch, index): resumable and repeatable."""
+        """The epoch of a plain `dataset[index]`. Training randomness is a function of
+        (seed, epoch, index): resumable and repeatable. This reaches only this process's copy;
+        the training loader's workers get the epoch with each index (`EpochSampler`)."""
         self.epoch = epoch
 
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
-        rng = np.random.default_rng((self.seed, self.epoch, index))
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, int, int]:
+        """`dataset[index]` (at `self.epoch`) or `dataset[epoch, index]`."""
+        epoch, index = key if isinstance(key, tuple) else (self.epoch, key)
+        rng = np.random.default_rng((self.seed, epoch, index))
         skipped = 0
         for _ in range(MAX_REPLACEMENTS):
             path, label = self.items[index]

@@ -324,4 +324,18 @@ def load_splits(cfg: DatasetConfig, seed: int = 0) -> dict[str, Manifest]:
         val = read_manifest(fmt, root, found)
     else:
         train, val = hold_out(train, cfg.val_fraction, seed)
-    return {"train": train, "val": val, "test": test}
+    splits = {"train": train, "val": val, "test": test}
+    if cfg.max_per_class:
+        splits = {k: first_per_class(m, cfg.max_per_class) for k, m in splits.items()}
+    return splits
+
+
+def first_per_class(manifest: Manifest, count: int) -> Manifest:
+    """The first `count` clips of every class, in list order (a preflight's small dataset)."""
+    seen: dict[int, int] = {}
+    items = []
+    for path, label in manifest.items:
+        seen[label] = seen.get(label, 0) + 1
+        if seen[label] <= count:
+            items.append((path, label))
+    return Manifest(items, manifest.classes)

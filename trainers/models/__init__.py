@@ -48,3 +48,15 @@ def load_backbone(model: nn.Module, path: Path) -> None:
         state = {k: v for k, v in state.items() if not k.startswith("fc.")}
         state.update({f"fc.{k}": v for k, v in model.fc.state_dict().items()})
     model.load_state_dict(state, strict=True)
+
+
+def channels_last_inputs(model: nn.Module) -> nn.Module:
+    """Feeds the model channels_last_3d inputs, so convolutions take the channels-last
+    kernels (fast on GPU), while its parameters stay contiguous: DeepSpeed broadcasts and
+    ZeRO flattens parameters through byte views that a channels-last weight refuses."""
+
+    def to_channels_last(_: nn.Module, args: tuple) -> tuple:
+        return (args[0].contiguous(memory_format=torch.channels_last_3d), *args[1:])
+
+    model.register_forward_pre_hook(to_channels_last)
+    return model

@@ -1,0 +1,184 @@
+"""`--preflight`: the researcher's study through the same code path, shrunk to minutes.
+
+What changes: a few clips per class and split, small clips, one epoch per job, short
+Zero-DCE training, one distilled student per enhancement plus the control, resources that
+fit this machine, its own MLflow experiment and storage sub-folder (a real sweep never
+reuses a preflight teacher). What stays: architecture, optimiser, ZeRO stage, the raw
+`deepspeed:` block, the enhancement list, the dataset's format and layout, the loader
+processes (capped to the machine), the search algorithm and the scheduler.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import mlflow
+
+from orchestrator.spec import Spec
+from trainers.data.check import ListReport, check_lists, dataset_lists
+from trainers.data.layouts import ManifestError
+from trainers.data.manifests import load_splits
+from trainers.schedule import deep_merge
+from trainers.storage import is_file, join
+
+CLIPS_PER_CLASS = 1
+CLIP = {"num_frames": 8, "crop_size": 32}
+MAX_BATCH = 2
+MAX_TEST_WINDOWS = 1
+MAX_TRAIN_WORKERS = 2
+ZERO_DCE_STEPS = 20
+
+
+def shrink(spec: Spec, gpus_available: float = 0) -> Spec:
+    """The preflight version of `spec` (see the module docstring for what is kept)."""
+    r = spec.resources
+    workers = min(r.num_workers, MAX_TRAIN_WORKERS)
+    gpus = r.gpus_per_worker if gpus_available >= workers * r.gpus_per_worker else 0
+    optim = {
+        "epochs": 1,
+        "batch_size": min(spec.teacher.optim.batch_size, MAX_BATCH),
+    }
+    changes: dict[str, Any] = {
+        "dataset": {
+            "max_per_class": CLIPS_PER_CLASS,
+            "num_workers": min(spec.dataset.num_workers, os.cpu_count() or 1),
+        },
+        "clip": {**CLIP, "test_windows": min(spec.clip.test_windows, MAX_TEST_WINDOWS)},
+        "teacher": {"optim": optim},
+        "student": {
+            "optim": {**optim, "batch_size": min(spec.student.optim.batch_size, MAX_BATCH)}
+        },
+        "resources": {"num_workers": workers, "cpus_per_worker": 1, "gpus_per_worker": gpus},
+        "tracking": {"experiment": f"{spec.tracking.experiment}-preflight"},
+        "storage": {"path": join(spec.storage.resolved(), "preflight")},
+    }
+    if spec.sweep is not None:
+        changes["sweep"] = {
+            "num_samples": len(spec.sweep.enhancements),
+            "probe_each_enhancement": True,
+            "zero_dce_steps": min(spec.sweep.zero_dce_steps, ZERO_DCE_STEPS),
+            "scheduler": {"grace_period": 1},
+        }
+    return Spec.model_validate(deep_merge(spec.model_dump(mode="json"), changes))
+
+
+@dataclass
+class Checklist:
+    """What the preflight proved, line by line: (item, ok, detail)."""
+
+    lines: list[tuple[str, bool, str]] = field(default_factory=list)
+
+    def add(self, item: str, ok: bool, detail: str) -> None:
+        self.lines.append((item, ok, detail))
+
+    @property
+    def ok(self) -> bool:
+        return all(ok for _, ok, _ in self.lines)
+
+
+def check_dataset(spec: Spec, small: Spec, checklist: Checklist) -> bool:
+    """The full lists read as a job would (every malformed row and missing file at once),
+    and every video the preflight will use decoded; False if the data cannot run."""
+    d = spec.dataset
+    try:
+        reports = dataset_lists(d.format, Path(d.root), d.split, _given_lists(spec))
+        splits = load_splits(small.dataset, small.seed) if not _problems(reports) else {}
+    except ManifestError as err:
+        checklist.add("dataset", False, str(err))
+        return False
+    for r in reports:
+        per_class = _per_class(r)
+        detail = f"{len(r.paths)} clips{per_class}; {r.path}"
+        checklist.add(f"dataset {r.name}", not (r.malformed or r.missing), detail)
+        for problem in [*r.malformed, *(f"{p}: file not found" for p in r.missing)][:20]:
+            checklist.add("", False, problem)
+    if not splits:
+        return False
+    used = [ListReport(name, Path(name), [p for p, _ in m.items], None)
+            for name, m in splits.items()]  # fmt: skip
+    check_lists(used)
+    bad = [(p, why) for r in used for p, why in r.undecodable + [(m, "missing") for m in r.missing]]
+    n = sum(len(r.paths) for r in used)
+    checklist.add("dataset decode", not bad, f"{n - len(bad)} of {n} preflight clips decode")
+    for path, why in bad[:20]:
+        checklist.add("", False, f"{path}: {why}")
+    return not bad
+
+
+def _given_lists(spec: Spec) -> list[Path]:
+    d = spec.dataset
+    return [p for p in (d.train_list, d.test_list) if p is not None] + (
+        [Path(d.val_list)] if d.val_list not in (None, "other") else []
+    )
+
+
+def _problems(reports: list[ListReport]) -> int:
+    return sum(len(r.malformed) + len(r.missing) for r in reports)
+
+
+def _per_class(r: ListReport) -> str:
+    if r.labels is None:
+        return " (unlabelled)"
+    counts = [r.labels.count(k) for k in range(len(r.classes))]
+    empty = [c for c, n in zip(r.classes, counts, strict=True) if n == 0]
+    text = f" over {len(r.classes) - len(empty)} of {len(r.classes)} classes ({min(counts)}.."
+    return text + f"{max(counts)} per class)" + (f", none of {', '.join(empty)}" if empty else "")
+
+
+def check_sweep(spec: Spec, parent_run_id: str, checklist: Checklist) -> None:
+    """Each teacher and student of the preflight sweep, the tracker and the storage."""
+    runs = mlflow.search_runs(
+        experiment_names=[spec.tracking.experiment],
+        filter_string=f"tags.`mlflow.parentRunId` = '{parent_run_id}'",
+        output_format="list",
+    )
+    for role in ("teacher", "student"):
+        for run in sorted(runs, key=lambda r: r.info.run_name):
+            if run.data.tags.get("dlkdd.role") != role:
+                continue
+            ok = run.info.status == "FINISHED"
+            metric = "test_top1" if role == "teacher" else "val_top1"
+            value = run.data.metrics.get(metric, float("nan"))
+            checklist.add(role, ok, f"{run.info.run_name}: {run.info.status}, {metric} {value:.3f}")
+    students = [r for r in runs if r.data.tags.get("dlkdd.role") == "student"]
+    expected = len(spec.sweep.enhancements) + 1
+    checklist.add("students", len(students) == expected,
+                  f"{len(students)} of {expected} (one per enhancement + the control)")  # fmt: skip
+    checklist.add("tracker", True, f"{spec.tracking.uri}, experiment {spec.tracking.experiment}: "
+                  f"parent run {parent_run_id} and {len(runs)} nested runs")  # fmt: skip
+    exports = [r.data.tags.get("dlkdd.export_dir") for r in runs]
+    readable = [e for e in exports if e and is_file(join(e, "meta.json"))]
+    detail = f"{spec.storage.resolved()}: {len(readable)} of {len(runs)} exports readable"
+    checklist.add("storage", len(readable) == len(runs), detail)
+
+
+def rehearse_sweep(spec: Spec) -> Checklist:
+    """Shrinks the spec, checks its data, runs the shrunk sweep and checks what it left."""
+    import ray
+
+    from orchestrator import cluster
+    from orchestrator.progress import console
+    from orchestrator.sweep import run_sweep
+
+    r = spec.resources
+    console.print(cluster.connect(min_cpus=1 + min(r.num_workers, MAX_TRAIN_WORKERS)))
+    small = shrink(spec, ray.cluster_resources().get("GPU", 0))
+    console.print(
+        f"preflight: {CLIPS_PER_CLASS} clips per class and split, clips "
+        f"{small.clip.num_frames}x{small.clip.crop_size}x{small.clip.crop_size}, 1 epoch, "
+        f"{small.resources.num_workers} workers; MLflow experiment {small.tracking.experiment},"
+        f" storage {small.storage.resolved()}"
+    )
+    checklist = Checklist()
+    if not check_dataset(spec, small, checklist):
+        return checklist
+    try:
+        parent = run_sweep(small)
+    except Exception as err:  # the checklist is the report: say what broke, in one line
+        checklist.add("sweep", False, f"{type(err).__name__}: {str(err).splitlines()[0]}")
+        return checklist
+    check_sweep(small, parent, checklist)
+    return checklist

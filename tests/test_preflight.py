@@ -1,0 +1,97 @@
+"""`--preflight` runs every packaged paper spec, shrunk, on a dataset tree in its owners'
+layout: the spec's architecture, SGD with ZeRO-1, loader workers, its enhancements
+(Zero-DCE trained briefly), Optuna and ASHA; and a spec with only `name` and `dataset`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import pytest
+import ray
+import yaml
+from typer.testing import CliRunner
+
+from orchestrator.cli import app
+
+pytestmark = pytest.mark.slow
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize("name", ["arid", "arid_v1_5", "dark48"])
+def test_packaged_spec_preflight(ray_session, official_tree, tmp_path: Path, name: str) -> None:
+    spec = yaml.safe_load(Path(f"search_spaces/{name}.yaml").read_text())
+    fmt = spec["dataset"]["format"]
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    sets = [f"dataset.root={official_tree(fmt)}", f"tracking.uri={uri}",
+            f"storage.path={tmp_path / 'runs'}"]  # fmt: skip
+    result = runner.invoke(
+        app, ["sweep", name, "--preflight", *(a for s in sets for a in ("--set", s))]
+    )
+    assert result.exit_code == 0, result.output
+    assert "preflight passed" in result.output
+    experiment = spec["tracking"]["experiment"]
+    mlflow.set_tracking_uri(uri)
+    assert mlflow.get_experiment_by_name(experiment) is None  # the real study's is untouched
+    runs = mlflow.search_runs(experiment_names=[f"{experiment}-preflight"], output_format="list")
+    roles = sorted(r.data.tags.get("dlkdd.role", "parent") for r in runs)
+    n = len(spec["sweep"]["enhancements"])
+    assert roles == ["parent"] + ["student"] * (n + 1) + ["teacher"] * n
+    assert all(r.info.status == "FINISHED" for r in runs)
+    students = [r for r in runs if r.data.tags.get("dlkdd.role") == "student"]
+    enhancements = sorted(r.data.tags["dlkdd.enhancement"] for r in students
+                          if r.data.tags["dlkdd.control"] == "false")  # fmt: skip
+    assert enhancements == sorted(spec["sweep"]["enhancements"])
+    teacher = next(r for r in runs if r.data.tags.get("dlkdd.role") == "teacher")
+    assert teacher.data.params["optim.optimizer"] == "sgd"
+    assert teacher.data.params["optim.zero_stage"] == "1"
+    assert teacher.data.params["model.arch"] == spec["teacher"]["model"]["arch"]
+    assert teacher.data.params["dataset.num_workers"] == "2"  # 8, capped to the machine
+
+
+def test_preflight_stops_on_a_broken_dataset(ray_session, official_tree, tmp_path) -> None:
+    import shutil
+
+    root = tmp_path / "ARID_v1"
+    shutil.copytree(official_tree("arid"), root, symlinks=True)
+    (root / "data/Run/Run_train_1.avi").unlink()
+    with (root / "list_cvt/ARID_split1_test.txt").open("a") as f:
+        f.write("999\t4\n")
+    sets = [f"dataset.root={root}", f"tracking.uri=sqlite:///{tmp_path / 'm.db'}",
+            f"storage.path={tmp_path / 'runs'}"]  # fmt: skip
+    result = runner.invoke(
+        app, ["sweep", "arid", "--preflight", *(a for s in sets for a in ("--set", s))]
+    )
+    assert result.exit_code == 1
+    assert "Run_train_1.avi: file not found" in result.output
+    assert "ARID_split1_test.txt:23: expected" in result.output
+    assert not (tmp_path / "runs").exists()  # nothing trained
+
+
+def test_minimal_spec_trains_a_teacher(ray_session, train_root, tmp_path, monkeypatch) -> None:
+    """Only `name` and `dataset`: the defaults (storage, tracking in ./mlflow.db) run."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "min.yaml").write_text(
+        yaml.safe_dump({"name": "minimal", "dataset": {"format": "csv", "root": str(train_root)}})
+    )
+    result = runner.invoke(app, ["train", "teacher", "min.yaml", "--preflight"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "dlkdd_runs/preflight/minimal-teacher-gic").is_dir()
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    [run] = mlflow.search_runs(experiment_names=["dlkdd-preflight"], output_format="list")
+    assert run.info.status == "FINISHED" and run.data.params["model.arch"] == "r2plus1d_18"
+
+
+def test_sweep_joins_a_running_local_ray(ray_session, tmp_path) -> None:
+    """A `ray start --head` (here: the suite's own Ray) is joined, not refused: a second
+    process's connect() finds it without RAY_ADDRESS."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    code = "from orchestrator.cluster import connect; print(connect(min_cpus=3))"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=120, check=True).stdout  # fmt: skip
+    assert f"joined the local cluster at {ray.get_runtime_context().gcs_address}" in out
