@@ -108,7 +108,9 @@ class SweepConfig(StrictModel):
     search: Literal["random", "grid", "optuna"] = "random"
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     metric: str = "val_top1"
-    zero_dce_steps: int = Field(300, ge=1, description="Zero-DCE training when no weights.")
+    zero_dce_steps: int = Field(
+        300, ge=1, description="Zero-DCE / Zero-DCE++ training steps when no weights are given."
+    )
     probe_each_enhancement: bool = Field(
         False,
         description="Begin with one trial per enhancement at the centre of the T and alpha "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -24,9 +25,24 @@ def dark48_classes(n: int = 48) -> list[str]:
     return [f"dark_action_{i:02d}" for i in range(n)]
 
 
-def _clip(path: Path, label: int, cfg: SynthConfig, rng: np.random.Generator) -> None:
-    frames = render_clip(MOTIONS[label % len(MOTIONS)], cfg, rng)
-    write_video(path, darken(frames, rng, rng.uniform(*cfg.gain)), cfg.fps)
+def _clips(
+    videos: Path,
+    classes: list[str] | tuple[str, ...],
+    count: int,
+    name: Callable[[str, int, int], str],
+    cfg: SynthConfig,
+    rng: np.random.Generator,
+) -> list[tuple[str, int]]:
+    """`count` dark clips of every class under `videos`, named `name(class, n, i)` (n-th of
+    its class, i-th overall); returns (relative path, label) in list order."""
+    rows = []
+    for label, cls in enumerate(classes):
+        for n in range(count):
+            rel = name(cls, n, len(rows))
+            frames = render_clip(MOTIONS[label % len(MOTIONS)], cfg, rng)
+            write_video(videos / rel, darken(frames, rng, rng.uniform(*cfg.gain)), cfg.fps)
+            rows.append((rel, label))
+    return rows
 
 
 def _write(path: Path, lines: list[str], final_newline: bool = True) -> None:
@@ -43,14 +59,12 @@ def _arid_like(root: Path, fmt: str, per_class: dict[str, int], cfg: SynthConfig
     _write(root / "list_cvt/mapping_table.txt", [f"{i}\t{c}" for i, c in enumerate(ARID_CLASSES)])
     rng = np.random.default_rng(cfg.seed)
     index = 0
+    ext = "mp4" if v15 else "avi"
     for subset, count in per_class.items():
-        lines = []
-        for label, name in enumerate(ARID_CLASSES):
-            for n in range(count):
-                rel = f"{name}/{name}_{subset}_{n + 1}.{'mp4' if v15 else 'avi'}"
-                _clip(videos / rel, label, cfg, rng)
-                lines.append(f"{index}\t{label}\t{rel}")
-                index += 1
+        rows = _clips(videos, ARID_CLASSES, count,
+                      lambda c, n, _, s=subset: f"{c}/{c}_{s}_{n + 1}.{ext}", cfg, rng)  # fmt: skip
+        lines = [f"{index + i}\t{label}\t{rel}" for i, (rel, label) in enumerate(rows)]
+        index += len(rows)
         name = (
             f"split_{split}/split{split}_{subset}.txt" if v15 else f"ARID_split{split}_{subset}.txt"
         )
@@ -64,13 +78,9 @@ def _dark48(root: Path, per_class: dict[str, int], cfg: SynthConfig, split: int)
            [f"{i}\t{c}" for i, c in enumerate(classes)], final_newline=False)  # fmt: skip
     rng = np.random.default_rng(cfg.seed)
     for subset, count in per_class.items():
-        lines = []
-        for label, name in enumerate(classes):
-            for n in range(count):
-                rel = f"{name}/{name}_{subset}_{n:03d}.mp4"
-                _clip(root / rel, label, cfg, rng)
-                lines.append(f"{rel} {label}")
-        _write(root / f"annotations/{subset}_split{split}.txt", lines)
+        rows = _clips(root, classes, count,
+                      lambda c, n, _, s=subset: f"{c}/{c}_{s}_{n:03d}.mp4", cfg, rng)  # fmt: skip
+        _write(root / f"annotations/{subset}_split{split}.txt", [f"{r} {k}" for r, k in rows])
 
 
 def _ug2(root: Path, per_class: dict[str, int], cfg: SynthConfig) -> None:
@@ -79,16 +89,13 @@ def _ug2(root: Path, per_class: dict[str, int], cfg: SynthConfig) -> None:
     classes = ARID_CLASSES[5:]
     _write(root / "list_cvt/mapping_table_t1.txt", [f"{i + 5}\t{c}" for i, c in enumerate(classes)])
     rng = np.random.default_rng(cfg.seed)
+    train = _clips(root / "train_data", classes, per_class["train"],
+                   lambda c, n, _: f"{c}/{c}_{n + 1}_1.mp4", cfg, rng)  # fmt: skip
     rows = [("VideoID", "Video", "ClassID")]
-    for label, name in enumerate(classes):
-        for n in range(per_class["train"]):
-            rel = f"{name}/{name}_{n + 1}_1.mp4"
-            _clip(root / "train_data" / rel, label, cfg, rng)
-            rows.append((str(len(rows) - 1), rel, str(label + 5)))
-    anonymous = [("VideoID", "Video")]
-    for i in range(per_class.get("test", 0) * len(classes)):
-        _clip(root / "test_data" / f"{i}.mp4", i % len(classes), cfg, rng)
-        anonymous.append((str(i), f"{i}.mp4"))
+    rows += [(str(i), rel, str(label + 5)) for i, (rel, label) in enumerate(train)]
+    test = _clips(root / "test_data", classes, per_class.get("test", 0),
+                  lambda c, n, i: f"{i}.mp4", cfg, rng)  # fmt: skip
+    anonymous = [("VideoID", "Video")] + [(str(i), rel) for i, (rel, _) in enumerate(test)]
     for name, table in (("train", rows), ("validation_gt", anonymous)):
         with (root / f"list_cvt/ARID1.1_t1_{name}_pub.csv").open("w", newline="") as f:
             csv.writer(f).writerows(table)
