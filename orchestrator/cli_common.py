@@ -54,3 +54,15 @@ def spec_or_exit(name: str | Path, sets: list[str] | None = None) -> Spec:
         return load_spec(search_spaces.path(str(name)), parse_sets(sets))
     except (SpecError, FileNotFoundError) as err:
         raise fail(str(err)) from None
+
+
+def show_checklist(lines: list[tuple[str, bool, str]], title: str) -> None:
+    """A preflight's checklist: one row per check, ok or FAIL, with what was found."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    for col in ("", "check", "detail"):
+        table.add_column(col, overflow="fold")
+    for item, ok, detail in lines:
+        table.add_row("[green]ok[/green]" if ok else "[red]FAIL[/red]", item, escape(detail))
+    console.print(table)

@@ -56,12 +56,13 @@ def check(
 
     DatasetConfig(format=fmt, root=root, split=split)  # validates the format name
     try:
-        reports = dataset_lists(fmt, root, split, lists)
+        reports = dataset_lists(fmt, root, split, {str(p): p for p in lists})
     except ManifestError as err:
         console.print(f"[red]error:[/red] {escape(str(err))}", soft_wrap=True)
         raise typer.Exit(2) from err
     total = len({p for r in reports for p in r.paths})
-    with task("checking videos", total) as advance:
+    present = total - len({p for r in reports for p in r.missing})
+    with task("decoding videos", present) as advance:
         check_lists(reports, on_checked=advance)
     show_check(reports, fmt, root)
     bad = len({p for r in reports for p in r.missing + [u for u, _ in r.undecodable]})

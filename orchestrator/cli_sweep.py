@@ -7,12 +7,20 @@ import os
 from pathlib import Path
 
 import typer
+from pydantic import ValidationError
 from rich.table import Table
 
 import search_spaces
 from orchestrator import compare as ablation
 from orchestrator import plots, registry, tracking
-from orchestrator.cli_common import PREFLIGHT_HELP, SET_HELP, fail, parse_sets, spec_or_exit
+from orchestrator.cli_common import (
+    PREFLIGHT_HELP,
+    SET_HELP,
+    fail,
+    parse_sets,
+    show_checklist,
+    spec_or_exit,
+)
 from orchestrator.progress import console
 from orchestrator.spec import Tracking
 
@@ -50,12 +58,9 @@ def rehearse(spec) -> None:
 
     started = time.monotonic()
     checklist = rehearse_sweep(spec)
-    table = Table(title=f"preflight of {spec.name} ({time.monotonic() - started:.0f} s)")
-    for col in ("", "check", "detail"):
-        table.add_column(col, overflow="fold")
-    for item, ok, detail in checklist.lines:
-        table.add_row("[green]ok[/green]" if ok else "[red]FAIL[/red]", item, detail)
-    console.print(table)
+    show_checklist(
+        checklist.lines, f"preflight of {spec.name} ({time.monotonic() - started:.0f} s)"
+    )
     if not checklist.ok:
         raise typer.Exit(1)
     console.print("[green]preflight passed[/green]: the study runs on this data and setup")
@@ -74,7 +79,11 @@ def study(sweep_ref: str, uri: str | None, experiment: str | None, sets: list[st
         name, spec_tracking = sweep_ref, Tracking()
     else:
         data = deep_merge(yaml.safe_load(path.read_text()) or {}, parse_sets(sets))
-        name, spec_tracking = data.get("name", sweep_ref), Tracking(**data.get("tracking", {}))
+        try:
+            spec_tracking = Tracking.model_validate(data.get("tracking") or {})
+        except ValidationError as err:
+            raise fail(f"{path}: tracking: {err.errors()[0]['msg']}") from None
+        name = data.get("name", sweep_ref)
     return name, uri or spec_tracking.uri, experiment or spec_tracking.experiment
 
 

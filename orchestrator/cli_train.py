@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from orchestrator import cluster, tracking
-from orchestrator.cli_common import PREFLIGHT_HELP, SET_HELP, fail, spec_or_exit
+from orchestrator.cli_common import PREFLIGHT_HELP, SET_HELP, fail, show_checklist, spec_or_exit
 from orchestrator.jobs import JobResult, run_job
 from orchestrator.progress import console
 from orchestrator.spec import Spec
@@ -29,9 +28,7 @@ def for_preflight(spec: Spec) -> Spec:
     small = shrink(spec, ray.cluster_resources().get("GPU", 0))
     checklist = Checklist()
     ok = check_dataset(spec, small, checklist)
-    for item, passed, detail in checklist.lines:
-        mark = "[green]ok[/green]" if passed else "[red]FAIL[/red]"
-        console.print(f"{mark} {item} {escape(detail)}", soft_wrap=True)
+    show_checklist(checklist.lines, f"preflight of {spec.name}: dataset")
     if not ok:
         raise typer.Exit(1)
     return small

@@ -19,6 +19,8 @@ def teacher_fingerprint(job: JobConfig) -> str:
             "split": d.split,
             "lists": [str(x) for x in (d.train_list, d.val_list, d.test_list)],
             "val_fraction": d.val_fraction,
+            # only when set, so that fingerprints of full-data teachers stay as they were
+            **({"max_per_class": d.max_per_class} if d.max_per_class else {}),
         },
         "clip": job.clip.model_dump(mode="json"),
         "model": job.model.model_dump(mode="json", exclude={"compile", "channels_last"}),

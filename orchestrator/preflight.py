@@ -18,9 +18,10 @@ from typing import Any
 import mlflow
 
 from orchestrator.spec import Spec
+from trainers.config import DatasetConfig
 from trainers.data.check import ListReport, check_lists, dataset_lists
 from trainers.data.layouts import ManifestError
-from trainers.data.manifests import load_splits
+from trainers.data.manifests import load_splits, resolve_list
 from trainers.schedule import deep_merge
 from trainers.storage import is_file, join
 
@@ -84,14 +85,13 @@ def check_dataset(spec: Spec, small: Spec, checklist: Checklist) -> bool:
     and every video the preflight will use decoded; False if the data cannot run."""
     d = spec.dataset
     try:
-        reports = dataset_lists(d.format, Path(d.root), d.split, _given_lists(spec))
+        reports = dataset_lists(d.format, Path(d.root), d.split, given_lists(d))
         splits = load_splits(small.dataset, small.seed) if not _problems(reports) else {}
     except ManifestError as err:
         checklist.add("dataset", False, str(err))
         return False
     for r in reports:
-        per_class = _per_class(r)
-        detail = f"{len(r.paths)} clips{per_class}; {r.path}"
+        detail = f"{len(r.paths)} clips{_per_class(r)}; {r.path}"
         checklist.add(f"dataset {r.name}", not (r.malformed or r.missing), detail)
         for problem in [*r.malformed, *(f"{p}: file not found" for p in r.missing)][:20]:
             checklist.add("", False, problem)
@@ -99,8 +99,7 @@ def check_dataset(spec: Spec, small: Spec, checklist: Checklist) -> bool:
         return False
     used = [ListReport(name, Path(name), [p for p, _ in m.items], None)
             for name, m in splits.items()]  # fmt: skip
-    check_lists(used)
-    bad = [(p, why) for r in used for p, why in r.undecodable + [(m, "missing") for m in r.missing]]
+    bad = [(p, why) for r in check_lists(used) for p, why in r.undecodable]
     n = sum(len(r.paths) for r in used)
     checklist.add("dataset decode", not bad, f"{n - len(bad)} of {n} preflight clips decode")
     for path, why in bad[:20]:
@@ -108,11 +107,12 @@ def check_dataset(spec: Spec, small: Spec, checklist: Checklist) -> bool:
     return not bad
 
 
-def _given_lists(spec: Spec) -> list[Path]:
-    d = spec.dataset
-    return [p for p in (d.train_list, d.test_list) if p is not None] + (
-        [Path(d.val_list)] if d.val_list not in (None, "other") else []
-    )
+def given_lists(d: DatasetConfig) -> dict[str, Path]:
+    """The lists a spec names, resolved the way its jobs resolve them (relative: the root)."""
+    lists = {"train": d.train_list, "test": d.test_list}
+    if d.val_list not in (None, "other"):
+        lists["val"] = Path(d.val_list)
+    return {name: resolve_list(d, name, p) for name, p in lists.items() if p is not None}
 
 
 def _problems(reports: list[ListReport]) -> int:

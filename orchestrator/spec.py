@@ -90,7 +90,7 @@ class Dist(StrictModel):
         """A typical value: the middle of the range (geometric for loguniform)."""
         lo, hi = self.bounds()
         if self.type in ("choice", "grid"):
-            return self.values[0]
+            return sorted(self.values)[len(self.values) // 2]
         return (lo * hi) ** 0.5 if self.type == "loguniform" else (lo + hi) / 2
 
 

@@ -37,7 +37,7 @@ def _train_remote(job: JobConfig, resources: Resources, storage: str, name: str)
     return run_job(job, resources, storage, name)
 
 
-def zero_dce_weights(spec: Spec, variant: str = "zero_dce") -> str:
+def curve_weights(spec: Spec, variant: str = "zero_dce") -> str:
     """The spec's Zero-DCE (variant zero_dce_pp: Zero-DCE++) weights, or ones trained on its
     training frames (`sweep.zero_dce_steps` for either), kept in storage where every node's
     teacher job reads them, and reused by every later sweep."""
@@ -66,7 +66,7 @@ def zero_dce_weights(spec: Spec, variant: str = "zero_dce") -> str:
 def teacher_job(spec: Spec, enhancement: str) -> JobConfig:
     job = spec.job("teacher", enhancement)
     if enhancement in CURVE_WEIGHTS:
-        update = {CURVE_WEIGHTS[enhancement]: zero_dce_weights(spec, enhancement)}
+        update = {CURVE_WEIGHTS[enhancement]: curve_weights(spec, enhancement)}
         job = job.model_copy(update={"enhancement": job.enhancement.model_copy(update=update)})
     return job
 
@@ -98,7 +98,9 @@ def ensure_teachers(spec: Spec, experiment_id: str, parent_run_id: str) -> dict[
             console.print(f"teacher [bold]{enhancement}[/bold]: reusing run {found[0]} ({fp})")
     missing = [e for e in jobs if e not in teachers]
     if missing:
-        slots = fitting(spec.resources, ray.cluster_resources())
+        slots = spec.resources.max_concurrent_trials or fitting(
+            spec.resources, ray.cluster_resources()
+        )
         console.print(f"training {len(missing)} teacher(s), {slots} at a time: "
                       f"{', '.join(missing)}")  # fmt: skip
         storage = spec.storage.resolved()

@@ -156,3 +156,12 @@ def test_data_check_passes_on_each_clean_tree(official_tree) -> None:
                                      "--split", split])  # fmt: skip
         assert result.exit_code == 0, (fmt, result.output)
         assert " 0 bad; 0 malformed rows" in result.output
+
+
+def test_preflight_reads_relative_lists_from_the_root(official_tree) -> None:
+    from orchestrator.preflight import given_lists
+
+    root = official_tree("arid")
+    cfg = DatasetConfig(format="arid", root=root, train_list="list_cvt/ARID_split1_train.txt",
+                        val_list="other")  # fmt: skip
+    assert given_lists(cfg) == {"train": root / "list_cvt/ARID_split1_train.txt"}

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.spec import parse_spec
-from orchestrator.teachers import zero_dce_weights
+from orchestrator.teachers import curve_weights
 from tests.conftest import small_spec
 from trainers import storage
 from trainers.enhance import zero_dce
@@ -60,9 +60,9 @@ def test_zero_dce_weights_are_trained_once_into_storage(synth_root, root: str, t
     spec = small_spec(synth_root, tmp_path, sweep=sweep)
     spec["storage"]["path"] = storage.join(root, "runs")
     spec = parse_spec(spec)
-    location = zero_dce_weights(spec)
+    location = curve_weights(spec)
     assert location.startswith(spec.storage.path) and storage.is_file(location)
     zero_dce.load(storage.local_file(location))  # a real DCENet state_dict
     stamp = (tmp_path / "runs" / "zero_dce").stat().st_mtime_ns
-    assert zero_dce_weights(spec) == location  # reused, not retrained
+    assert curve_weights(spec) == location  # reused, not retrained
     assert (tmp_path / "runs" / "zero_dce").stat().st_mtime_ns == stamp

@@ -59,10 +59,10 @@ class ListReport:
         return len(self.malformed) + len(self.missing) + len(self.undecodable)
 
 
-def dataset_lists(fmt: str, root: Path, split: int, given: list[Path]) -> list[ListReport]:
-    """Reads every list (those given, else the layout's official ones) without stopping at
-    the first malformed row; no video is decoded yet."""
-    lists = {p.stem: p for p in given} or official_lists(fmt, root, split)
+def dataset_lists(fmt: str, root: Path, split: int, given: dict[str, Path]) -> list[ListReport]:
+    """Reads every list (those given by name, else the layout's official ones) without
+    stopping at the first malformed row, and finds every missing video; none is decoded."""
+    lists = given or official_lists(fmt, root, split)
     if not lists:
         default_list(fmt, root, split, "train")  # raises, naming where it looked
     reports = []
@@ -75,21 +75,17 @@ def dataset_lists(fmt: str, root: Path, split: int, given: list[Path]) -> list[L
     if unlabelled:
         reports.append(ListReport("validation (unlabelled)", unlabelled,
                                   read_unlabelled(root, unlabelled), None))  # fmt: skip
+    for r in reports:
+        r.missing = [p for p in r.paths if not Path(p).is_file()]
     return reports
 
 
 def check_lists(
     reports: list[ListReport], on_checked: Callable[[], None] | None = None
 ) -> list[ListReport]:
-    """Fills in each list's missing and undecodable videos; each file is decoded once."""
-    unique = sorted({p for r in reports for p in r.paths})
+    """Fills in each list's undecodable videos; each file present is decoded once."""
+    unique = sorted({p for r in reports for p in r.paths} - {p for r in reports for p in r.missing})
     reasons = dict(check_videos(unique, on_checked))
     for r in reports:
-        for path in r.paths:
-            if path not in reasons:
-                continue
-            if reasons[path] == MISSING:
-                r.missing.append(path)
-            else:
-                r.undecodable.append((path, reasons[path]))
+        r.undecodable = [(p, reasons[p]) for p in r.paths if p in reasons]
     return reports

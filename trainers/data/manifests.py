@@ -251,15 +251,24 @@ def read_csv(root: Path, csv_path: Path, strict: bool = True) -> Manifest:
     return _collect(rows, csv_path, parse, classes, strict)
 
 
-def read_unlabelled(root: Path, csv_path: Path, fmt: str = "ug2") -> list[str]:
-    """Videos of an unlabelled list (UG2's `VideoID,Video`, or a one-column CSV of paths),
-    for `dlkdd predict --list` and `data check`; missing files are kept for the check."""
+def read_unlabelled(root: Path, csv_path: Path) -> list[str]:
+    """Videos of an unlabelled list (UG2's `VideoID,Video`; any CSV with a `Video` or `path`
+    column; or one path per row), for `dlkdd predict --list` and `data check`; missing
+    files are kept for the check to report. Videos are looked for where UG2 keeps them."""
+    if not csv_path.is_file():
+        raise ManifestError(f"{csv_path}: list file not found")
+    with csv_path.open(newline="", encoding="utf-8") as f:
+        rows = [(n, r) for n, r in enumerate(csv.reader(f), start=1) if "".join(r).strip()]
+    header = [c.strip() for c in rows[0][1]] if rows else []
+    column = next((header.index(c) for c in ("Video", "path") if c in header), None)
+    if column is not None:
+        rows = rows[1:]
     paths = []
-    for lineno, row in _csv_rows(csv_path, ("VideoID", "Video")):
-        rel = (row[1] if len(row) >= 2 else row[0]).strip()
+    for lineno, row in rows:
+        rel = row[column if column is not None else min(1, len(row) - 1)].strip()
         if not rel:
             raise ManifestError(f"{csv_path}:{lineno}: no video in {row!r}")
-        paths.append(_resolve(root, rel, layouts.VIDEO_DIRS.get(fmt, ()), "", strict=False))
+        paths.append(_resolve(root, rel, layouts.VIDEO_DIRS["ug2"], "", strict=False))
     return paths
 
 
@@ -294,7 +303,7 @@ def hold_out(manifest: Manifest, fraction: float, seed: int) -> tuple[Manifest, 
     return Manifest(sorted(train), manifest.classes), Manifest(sorted(val), manifest.classes)
 
 
-def _list_path(cfg: DatasetConfig, subset: str, given: Path | None) -> Path:
+def resolve_list(cfg: DatasetConfig, subset: str, given: Path | None) -> Path:
     """A list given in the spec (relative to the root when relative), else the default."""
     root = Path(cfg.root)
     if given is not None:
@@ -314,12 +323,12 @@ def load_splits(cfg: DatasetConfig, seed: int = 0) -> dict[str, Manifest]:
     Validation: `val_list` when given (`other` = ARID's third official list), a csv
     dataset's `val.csv`, else a stratified hold-out of the training list."""
     fmt, root = cfg.format, Path(cfg.root)
-    train = read_manifest(fmt, root, _list_path(cfg, "train", cfg.train_list))
-    test = read_manifest(fmt, root, _list_path(cfg, "test", cfg.test_list))
+    train = read_manifest(fmt, root, resolve_list(cfg, "train", cfg.train_list))
+    test = read_manifest(fmt, root, resolve_list(cfg, "test", cfg.test_list))
     if cfg.val_list == "other":
         val = read_manifest(fmt, root, layouts.default_list(fmt, root, cfg.split, "other"))
     elif cfg.val_list is not None:
-        val = read_manifest(fmt, root, _list_path(cfg, "val", Path(cfg.val_list)))
+        val = read_manifest(fmt, root, resolve_list(cfg, "val", Path(cfg.val_list)))
     elif fmt == "csv" and (found := layouts.find_list(fmt, root, cfg.split, "val")):
         val = read_manifest(fmt, root, found)
     else:

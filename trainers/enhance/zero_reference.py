@@ -52,10 +52,11 @@ def spatial_consistency_loss(enhanced: torch.Tensor, original: torch.Tensor) -> 
 
 
 def illumination_smoothness_loss(curves: torch.Tensor) -> torch.Tensor:
-    """Total variation of the curve maps: neighbouring pixels get similar curves."""
+    """Total variation of the curve maps: neighbouring pixels get similar curves. As the
+    authors' L_TV: squared differences summed over channels, averaged over positions."""
     n, _, h, w = curves.shape
-    dh = ((curves[:, :, 1:, :] - curves[:, :, :-1, :]) ** 2).sum() / (curves[:, :, 1:].numel() / n)
-    dw = ((curves[..., 1:] - curves[..., :-1]) ** 2).sum() / (curves[..., 1:].numel() / n)
+    dh = ((curves[:, :, 1:, :] - curves[:, :, :-1, :]) ** 2).sum() / ((h - 1) * w)
+    dw = ((curves[..., 1:] - curves[..., :-1]) ** 2).sum() / (h * (w - 1))
     return 2 * (dh + dw) / n
 
 
