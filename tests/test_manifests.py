@@ -167,3 +167,16 @@ def test_hold_out_is_stratified_and_deterministic(arid: Path) -> None:
 def test_load_splits_uses_csv_val_list(synth_root: Path) -> None:
     splits = load_splits(DatasetConfig(format="csv", root=synth_root))
     assert {k: len(v) for k, v in splits.items()} == {"train": 32, "val": 8, "test": 8}
+
+
+def test_lists_saved_by_windows_tools_parse(tmp_path: Path) -> None:
+    """A byte-order mark and CRLF line ends (Excel, Notepad) change nothing."""
+    touch(tmp_path, "Wave/Wave_10_1.mp4")
+    (tmp_path / "t.csv").write_bytes(
+        "\ufeffVideoID,Video,ClassID\r\n0,Wave/Wave_10_1.mp4,10\r\n".encode()
+    )
+    (tmp_path / "mapping_table_t1.txt").write_bytes(
+        "\ufeff5\tRun\r\n6\tSit\r\n7\tStand\r\n8\tTurn\r\n9\tWalk\r\n10\tWave".encode()
+    )
+    m = read_ug2(tmp_path, tmp_path / "t.csv")
+    assert m.items == [(str(tmp_path / "Wave/Wave_10_1.mp4"), 5)] and m.classes[0] == "Run"

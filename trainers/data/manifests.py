@@ -58,7 +58,7 @@ class ClassTable:
 def _lines(path: Path) -> Iterable[tuple[int, str]]:
     if not path.is_file():
         raise ManifestError(f"{path}: list file not found")
-    with path.open(encoding="utf-8") as f:
+    with path.open(encoding="utf-8-sig") as f:
         for lineno, line in enumerate(f, start=1):
             if line.strip():
                 yield lineno, line.rstrip("\r\n")
@@ -68,7 +68,7 @@ def _csv_rows(path: Path, header: tuple[str, ...]) -> Iterable[tuple[int, list[s
     """CSV rows with line numbers, skipping a first row equal to `header`."""
     if not path.is_file():
         raise ManifestError(f"{path}: list file not found")
-    with path.open(newline="", encoding="utf-8") as f:
+    with path.open(newline="", encoding="utf-8-sig") as f:
         for lineno, row in enumerate(csv.reader(f), start=1):
             if not row or not "".join(row).strip():
                 continue
@@ -193,7 +193,7 @@ def _refuse_unlabelled(csv_path: Path) -> None:
     """UG2's public validation CSV has `VideoID,Video` only: never a silent test list."""
     if not csv_path.is_file():
         return
-    with csv_path.open(newline="", encoding="utf-8") as f:
+    with csv_path.open(newline="", encoding="utf-8-sig") as f:
         header = next(csv.reader(f), [])
     if [c.strip() for c in header] == ["VideoID", "Video"]:
         raise ManifestError(
@@ -257,7 +257,7 @@ def read_unlabelled(root: Path, csv_path: Path) -> list[str]:
     files are kept for the check to report. Videos are looked for where UG2 keeps them."""
     if not csv_path.is_file():
         raise ManifestError(f"{csv_path}: list file not found")
-    with csv_path.open(newline="", encoding="utf-8") as f:
+    with csv_path.open(newline="", encoding="utf-8-sig") as f:
         rows = [(n, r) for n, r in enumerate(csv.reader(f), start=1) if "".join(r).strip()]
     header = [c.strip() for c in rows[0][1]] if rows else []
     column = next((header.index(c) for c in ("Video", "path") if c in header), None)
