@@ -16,6 +16,7 @@ import yaml
 import search_spaces
 from trainers import models, schedule
 from trainers.config import OptimConfig
+from trainers.loop import fp32_state
 
 NUM_CLASSES = 4
 STEPS = 2
@@ -95,3 +96,7 @@ def two_steps(optim: OptimConfig, extra: dict, bf16: bool) -> None:
         assert torch.isfinite(loss)
         after = parameters(engine.module)
         assert any(not torch.equal(b, a) for b, a in zip(before, after, strict=True))
+    if bf16:  # the export holds DeepSpeed's fp32 master weights, not the bf16 working copy
+        floats = [v for v in fp32_state(engine).values() if v.is_floating_point()]
+        assert all(v.dtype == torch.float32 for v in floats)
+        assert any(not torch.equal(v, v.bfloat16().float()) for v in floats)

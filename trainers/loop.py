@@ -18,6 +18,8 @@ import ray.train
 import ray.train.torch
 import torch
 import torch.distributed as dist
+from deepspeed.utils import safe_get_full_fp32_param
+from torch._utils import _unflatten_dense_tensors
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from trainers import enhance, export, models, schedule, stopping, storage
@@ -112,9 +114,7 @@ def train_func(config: dict[str, Any]) -> None:
         if metrics["val_top1"] > state["best_val_top1"]:
             state["best_val_top1"] = metrics["val_top1"]
             state["best_val"] = {k: v for k, v in metrics.items() if k.startswith("val_")}
-            best_state = {
-                k: v.detach().cpu().clone() for k, v in engine.module.state_dict().items()
-            }
+            best_state = fp32_state(engine)
         _log(rank, f"[{job.role}] epoch {epoch + 1}/{job.optim.epochs} " + _fmt(metrics))
         _report(engine, metrics, state, best_state, rank)
         if job.fail_at_epoch is not None and epoch + 1 == job.fail_at_epoch:
@@ -152,6 +152,39 @@ def train_step(
     engine.backward(loss)
     engine.step()
     return loss.detach()
+
+
+def fp32_state(engine) -> dict[str, torch.Tensor]:
+    """The model's state on CPU with fp32 weights: in bf16 training each parameter's fp32
+    master copy from DeepSpeed (a collective under ZeRO: every rank calls this), not the
+    bf16 working copy; integer buffers stay integers."""
+    masters = _fp32_masters(engine)
+    state = {}
+    for key, value in engine.module.state_dict().items():
+        value = masters.get(key, value)
+        state[key] = (value.float() if value.is_floating_point() else value).detach().cpu().clone()
+    return state
+
+
+def _fp32_masters(engine) -> dict[str, torch.Tensor]:
+    """Parameter name -> DeepSpeed's fp32 master copy, where it keeps one. ZeRO 1-2 and the
+    BF16 optimiser answer the public `safe_get_full_fp32_param`; without ZeRO, bf16 runs
+    DeepSpeed's FP16 optimiser wrapper (unfused for torch's optimisers: per-parameter fp32
+    groups; fused: flat ones), whose internals are read here; the bf16 cases of
+    tests/test_optimisers.py fail if they change."""
+    params = dict(engine.module.named_parameters())
+    masters = {n: m for n, p in params.items() if (m := safe_get_full_fp32_param(p)) is not None}
+    opt, names = engine.optimizer, {id(p): n for n, p in params.items()}
+    if masters or not hasattr(opt, "fp16_groups"):
+        return masters
+    for i, group in enumerate(opt.fp16_groups):
+        copies = (
+            opt.fp32_groups[i]
+            if hasattr(opt, "fp32_groups")
+            else _unflatten_dense_tensors(opt.fp32_groups_flat[i], group)
+        )
+        masters.update({names[id(p)]: m for p, m in zip(group, copies, strict=True)})
+    return masters
 
 
 def _finish(job, engine, best_state, enhancer, classes, splits, rank, world, dtype, state) -> None:
