@@ -35,12 +35,27 @@ def connect(uri: str, experiment: str) -> str:
     if uri.startswith(("http://", "https://")):
         _probe(uri)
     try:
-        found = MlflowClient(uri).get_experiment_by_name(experiment)
-        exp_id = found.experiment_id if found else MlflowClient(uri).create_experiment(experiment)
+        client = MlflowClient(uri)
+        found = client.get_experiment_by_name(experiment)
+        exp_id = (
+            found.experiment_id
+            if found
+            else client.create_experiment(experiment, artifact_location(uri, experiment))
+        )
     except Exception as err:
         raise TrackingError(f"MLflow tracking server {uri} is not usable: {err}") from None
     mlflow.set_experiment(experiment_id=exp_id)
     return exp_id
+
+
+def artifact_location(uri: str, experiment: str) -> str | None:
+    """A local SQLite store keeps its artifacts beside the database file (`mlartifacts/`);
+    MLflow's default, `./mlruns` of whatever directory a run starts in, scatters them.
+    Servers choose their own (None)."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    database = Path(uri.removeprefix("sqlite:///")).resolve()
+    return (database.parent / "mlartifacts" / experiment).as_uri()
 
 
 def _probe(uri: str) -> None:

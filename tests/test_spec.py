@@ -136,3 +136,23 @@ def test_packaged_specs_take_set_overrides(tmp_path: Path) -> None:
     for name in ("arid", "arid_v1_5", "dark48"):
         spec = spec_or_exit(name, [f"dataset.root={tmp_path}", "storage.path=runs"])
         assert spec.dataset.root == tmp_path and Path(spec.storage.path).is_absolute()
+
+
+def test_a_local_store_keeps_artifacts_beside_its_database(tmp_path: Path, monkeypatch) -> None:
+    """Not in ./mlruns of whatever directory a command (or a test) runs in."""
+    import mlflow
+
+    from orchestrator import tracking
+
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
+    (tmp_path / "store").mkdir()
+    exp_id = tracking.connect(uri, "where")
+    location = mlflow.MlflowClient(uri).get_experiment(exp_id).artifact_location
+    assert location == (tmp_path / "store/mlartifacts/where").as_uri()
+    with mlflow.start_run(experiment_id=exp_id):
+        mlflow.log_text("x", "x.txt")
+    assert list(elsewhere.iterdir()) == []
+    assert (tmp_path / "store/mlartifacts/where").is_dir()
