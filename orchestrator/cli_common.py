@@ -56,13 +56,16 @@ def spec_or_exit(name: str | Path, sets: list[str] | None = None) -> Spec:
         raise fail(str(err)) from None
 
 
-def show_checklist(lines: list[tuple[str, bool, str]], title: str) -> None:
-    """A preflight's checklist: one row per check, ok or FAIL, with what was found."""
+def show_checklist(checklist, title: str) -> None:
+    """A preflight's checklist: one row per check, ok or FAIL, with what was found; then
+    every problem on a line of its own (file:line or path first, never folded)."""
     from rich.table import Table
 
     table = Table(title=title)
     for col in ("", "check", "detail"):
         table.add_column(col, overflow="fold")
-    for item, ok, detail in lines:
+    for item, ok, detail in checklist.lines:
         table.add_row("[green]ok[/green]" if ok else "[red]FAIL[/red]", item, escape(detail))
     console.print(table)
+    for problem in checklist.problems:
+        console.print(f"[red]problem:[/red] {escape(problem)}", soft_wrap=True)

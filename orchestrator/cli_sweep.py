@@ -58,9 +58,7 @@ def rehearse(spec) -> None:
 
     started = time.monotonic()
     checklist = rehearse_sweep(spec)
-    show_checklist(
-        checklist.lines, f"preflight of {spec.name} ({time.monotonic() - started:.0f} s)"
-    )
+    show_checklist(checklist, f"preflight of {spec.name} ({time.monotonic() - started:.0f} s)")
     if not checklist.ok:
         raise typer.Exit(1)
     console.print("[green]preflight passed[/green]: the study runs on this data and setup")

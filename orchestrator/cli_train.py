@@ -28,7 +28,7 @@ def for_preflight(spec: Spec) -> Spec:
     small = shrink(spec, ray.cluster_resources().get("GPU", 0))
     checklist = Checklist()
     ok = check_dataset(spec, small, checklist)
-    show_checklist(checklist.lines, f"preflight of {spec.name}: dataset")
+    show_checklist(checklist, f"preflight of {spec.name}: dataset")
     if not ok:
         raise typer.Exit(1)
     return small

@@ -26,7 +26,8 @@ from trainers.schedule import deep_merge
 from trainers.storage import is_file, join
 
 CLIPS_PER_CLASS = 1
-CLIP = {"num_frames": 8, "crop_size": 32}
+# 16 px is the smallest crop every architecture maps to a 1x1 feature map (stride 16).
+CLIP = {"num_frames": 8, "crop_size": 16}
 MAX_BATCH = 2
 MAX_TEST_WINDOWS = 1
 MAX_TRAIN_WORKERS = 2
@@ -68,9 +69,11 @@ def shrink(spec: Spec, gpus_available: float = 0) -> Spec:
 
 @dataclass
 class Checklist:
-    """What the preflight proved, line by line: (item, ok, detail)."""
+    """What the preflight proved, line by line: (item, ok, detail); and each problem found
+    (a malformed row, a missing or undecodable video), in full."""
 
     lines: list[tuple[str, bool, str]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
 
     def add(self, item: str, ok: bool, detail: str) -> None:
         self.lines.append((item, ok, detail))
@@ -93,8 +96,7 @@ def check_dataset(spec: Spec, small: Spec, checklist: Checklist) -> bool:
     for r in reports:
         detail = f"{len(r.paths)} clips{_per_class(r)}; {r.path}"
         checklist.add(f"dataset {r.name}", not (r.malformed or r.missing), detail)
-        for problem in [*r.malformed, *(f"{p}: file not found" for p in r.missing)][:20]:
-            checklist.add("", False, problem)
+        checklist.problems += [*r.malformed, *(f"{p}: file not found" for p in r.missing)]
     if not splits:
         return False
     used = [ListReport(name, Path(name), [p for p, _ in m.items], None)
@@ -102,8 +104,7 @@ def check_dataset(spec: Spec, small: Spec, checklist: Checklist) -> bool:
     bad = [(p, why) for r in check_lists(used) for p, why in r.undecodable]
     n = sum(len(r.paths) for r in used)
     checklist.add("dataset decode", not bad, f"{n - len(bad)} of {n} preflight clips decode")
-    for path, why in bad[:20]:
-        checklist.add("", False, f"{path}: {why}")
+    checklist.problems += [f"{path}: {why}" for path, why in bad]
     return not bad
 
 
@@ -167,7 +168,7 @@ def rehearse_sweep(spec: Spec) -> Checklist:
     console.print(cluster.connect(min_cpus=1 + min(r.num_workers, MAX_TRAIN_WORKERS)))
     small = shrink(spec, ray.cluster_resources().get("GPU", 0))
     console.print(
-        f"preflight: {CLIPS_PER_CLASS} clips per class and split, clips "
+        f"preflight: {CLIPS_PER_CLASS} clip(s) per class and split, clips "
         f"{small.clip.num_frames}x{small.clip.crop_size}x{small.clip.crop_size}, 1 epoch, "
         f"{small.resources.num_workers} workers; MLflow experiment {small.tracking.experiment},"
         f" storage {small.storage.resolved()}"
