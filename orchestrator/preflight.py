@@ -53,7 +53,13 @@ def shrink(spec: Spec, gpus_available: float = 0) -> Spec:
         "student": {
             "optim": {**optim, "batch_size": min(spec.student.optim.batch_size, MAX_BATCH)}
         },
-        "resources": {"num_workers": workers, "cpus_per_worker": 1, "gpus_per_worker": gpus},
+        # one job at a time: tiny jobs side by side only oversubscribe a small machine's cores
+        "resources": {
+            "num_workers": workers,
+            "cpus_per_worker": 1,
+            "gpus_per_worker": gpus,
+            "max_concurrent_trials": 1,
+        },
         "tracking": {"experiment": f"{spec.tracking.experiment}-preflight"},
         "storage": {"path": join(spec.storage.resolved(), "preflight")},
     }
