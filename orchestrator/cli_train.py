@@ -20,12 +20,9 @@ train_app = typer.Typer(help="Train one teacher or one student.", no_args_is_hel
 
 def for_preflight(spec: Spec) -> Spec:
     """The spec shrunk for a job's preflight, once its dataset has been checked."""
-    import ray
+    from orchestrator.preflight import Checklist, check_dataset, shrunk_on_cluster
 
-    from orchestrator.preflight import Checklist, check_dataset, shrink
-
-    console.print(cluster.connect())
-    small = shrink(spec, ray.cluster_resources().get("GPU", 0))
+    small = shrunk_on_cluster(spec)
     checklist = Checklist()
     ok = check_dataset(spec, small, checklist)
     show_checklist(checklist, f"preflight of {spec.name}: dataset")

@@ -18,7 +18,7 @@ from typing import Any
 import mlflow
 
 from orchestrator.spec import Spec
-from trainers.config import DatasetConfig
+from trainers.config import DatasetConfig, OptimConfig
 from trainers.data.check import ListReport, check_lists, dataset_lists
 from trainers.data.layouts import ManifestError
 from trainers.data.manifests import load_splits, resolve_list
@@ -39,20 +39,14 @@ def shrink(spec: Spec, gpus_available: float = 0) -> Spec:
     r = spec.resources
     workers = min(r.num_workers, MAX_TRAIN_WORKERS)
     gpus = r.gpus_per_worker if gpus_available >= workers * r.gpus_per_worker else 0
-    optim = {
-        "epochs": 1,
-        "batch_size": min(spec.teacher.optim.batch_size, MAX_BATCH),
-    }
     changes: dict[str, Any] = {
         "dataset": {
             "max_per_class": CLIPS_PER_CLASS,
             "num_workers": min(spec.dataset.num_workers, os.cpu_count() or 1),
         },
         "clip": {**CLIP, "test_windows": min(spec.clip.test_windows, MAX_TEST_WINDOWS)},
-        "teacher": {"optim": optim},
-        "student": {
-            "optim": {**optim, "batch_size": min(spec.student.optim.batch_size, MAX_BATCH)}
-        },
+        "teacher": {"optim": _one_short_epoch(spec.teacher.optim)},
+        "student": {"optim": _one_short_epoch(spec.student.optim)},
         # one job at a time: tiny jobs side by side only oversubscribe a small machine's cores
         "resources": {
             "num_workers": workers,
@@ -71,6 +65,29 @@ def shrink(spec: Spec, gpus_available: float = 0) -> Spec:
             "scheduler": {"grace_period": 1},
         }
     return Spec.model_validate(deep_merge(spec.model_dump(mode="json"), changes))
+
+
+def _one_short_epoch(optim: OptimConfig) -> dict[str, int]:
+    return {"epochs": 1, "batch_size": min(optim.batch_size, MAX_BATCH)}
+
+
+def shrunk_on_cluster(spec: Spec) -> Spec:
+    """Connects to Ray (saying which), shrinks the spec for the cluster's GPUs, and says
+    what the preflight will run and where it logs."""
+    import ray
+
+    from orchestrator import cluster
+    from orchestrator.progress import console
+
+    console.print(cluster.connect(min_cpus=1 + min(spec.resources.num_workers, MAX_TRAIN_WORKERS)))
+    small = shrink(spec, ray.cluster_resources().get("GPU", 0))
+    console.print(
+        f"preflight: {CLIPS_PER_CLASS} clip(s) per class and split, clips "
+        f"{small.clip.num_frames}x{small.clip.crop_size}x{small.clip.crop_size}, 1 epoch, "
+        f"{small.resources.num_workers} workers; MLflow experiment {small.tracking.experiment},"
+        f" storage {small.storage.resolved()}"
+    )
+    return small
 
 
 @dataclass
@@ -164,21 +181,9 @@ def check_sweep(spec: Spec, parent_run_id: str, checklist: Checklist) -> None:
 
 def rehearse_sweep(spec: Spec) -> Checklist:
     """Shrinks the spec, checks its data, runs the shrunk sweep and checks what it left."""
-    import ray
-
-    from orchestrator import cluster
-    from orchestrator.progress import console
     from orchestrator.sweep import run_sweep
 
-    r = spec.resources
-    console.print(cluster.connect(min_cpus=1 + min(r.num_workers, MAX_TRAIN_WORKERS)))
-    small = shrink(spec, ray.cluster_resources().get("GPU", 0))
-    console.print(
-        f"preflight: {CLIPS_PER_CLASS} clip(s) per class and split, clips "
-        f"{small.clip.num_frames}x{small.clip.crop_size}x{small.clip.crop_size}, 1 epoch, "
-        f"{small.resources.num_workers} workers; MLflow experiment {small.tracking.experiment},"
-        f" storage {small.storage.resolved()}"
-    )
+    small = shrunk_on_cluster(spec)
     checklist = Checklist()
     if not check_dataset(spec, small, checklist):
         return checklist
