@@ -23,7 +23,7 @@ from trainers.data.check import ListReport, check_lists, dataset_lists
 from trainers.data.layouts import ManifestError
 from trainers.data.manifests import load_splits, resolve_list
 from trainers.schedule import deep_merge
-from trainers.storage import is_file, join
+from trainers.storage import is_file, join, remove
 
 CLIPS_PER_CLASS = 1
 # 16 px is the smallest crop every architecture maps to a 1x1 feature map (stride 16).
@@ -193,4 +193,15 @@ def rehearse_sweep(spec: Spec) -> Checklist:
         checklist.add("sweep", False, f"{type(err).__name__}: {str(err).splitlines()[0]}")
         return checklist
     check_sweep(small, parent, checklist)
+    if checklist.ok:
+        _drop_checkpoints(small, checklist)
     return checklist
+
+
+def _drop_checkpoints(small: Spec, checklist: Checklist) -> None:
+    """A passed preflight's checkpoints prove nothing more and weigh GBs (about 10 for
+    arid.yaml's r2plus1d_34 jobs): they go; its MLflow runs stay. A failed preflight keeps
+    them for inspection."""
+    freed = remove(small.storage.resolved())
+    checklist.add("clean-up", True, f"{small.storage.resolved()}: checkpoints removed"
+                  f" ({freed / 2**30:.1f} GiB); the MLflow runs stay")  # fmt: skip

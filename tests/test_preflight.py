@@ -43,6 +43,8 @@ def test_packaged_spec_preflight(
     )
     assert result.exit_code == 0, result.output
     assert "preflight passed" in result.output
+    assert "checkpoints removed" in result.output
+    assert not (tmp_path / "runs/preflight").exists()  # GBs of 1-epoch checkpoints: gone
     experiment = spec["tracking"]["experiment"]
     mlflow.set_tracking_uri(uri)
     assert mlflow.get_experiment_by_name(experiment) is None  # the real study's is untouched
@@ -89,7 +91,7 @@ def test_minimal_spec_trains_a_teacher(ray_session, train_root, tmp_path, monkey
     )
     result = runner.invoke(app, ["train", "teacher", "min.yaml", "--preflight"])
     assert result.exit_code == 0, result.output
-    assert (tmp_path / "dlkdd_runs/preflight/minimal-teacher-gic").is_dir()
+    assert [*(tmp_path / "dlkdd_runs/preflight").glob("minimal-teacher-gic-*/checkpoint_*")]
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     [run] = mlflow.search_runs(experiment_names=["dlkdd-preflight"], output_format="list")
     assert run.info.status == "FINISHED" and run.data.params["model.arch"] == "r2plus1d_18"

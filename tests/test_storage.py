@@ -39,6 +39,37 @@ def test_a_file_written_beside_one_already_read_is_found(root: str, tmp_path: Pa
         assert storage.local_file(storage.join(root, "zero_dce", name)).read_bytes() == data
 
 
+def test_remove_a_folder_says_what_it_freed(root: str, tmp_path: Path) -> None:
+    (tmp_path / "pf/a/b").mkdir(parents=True)
+    (tmp_path / "pf/a/b/w.pt").write_bytes(b"x" * 1000)
+    (tmp_path / "pf/meta.json").write_bytes(b"{}")
+    assert storage.remove(storage.join(root, "pf")) == 1002
+    assert not (tmp_path / "pf").exists() and tmp_path.is_dir()
+    assert storage.remove(storage.join(root, "pf")) == 0  # absent: nothing to do
+
+
+def test_a_teacher_run_whose_export_is_gone_is_copied_into_storage(
+    root: str, tmp_path: Path
+) -> None:
+    """`train student --teacher RUN_ID`: the export where the job wrote it, else the MLflow
+    copy put under the storage location (a URI stays a URI: every node reads it)."""
+    import mlflow
+
+    from orchestrator import tracking
+
+    tracking.connect(f"sqlite:///{tmp_path / 'm.db'}", "e")
+    (tmp_path / "export").mkdir()
+    (tmp_path / "export/meta.json").write_text("{}")
+    with mlflow.start_run() as run:
+        mlflow.log_artifacts(str(tmp_path / "export"), artifact_path="export")
+        mlflow.set_tag("dlkdd.export_dir", storage.join(root, "export"))
+    dest = storage.join(root, "runs", "teachers", run.info.run_id)
+    assert tracking.export_of(run.info.run_id, dest) == storage.join(root, "export")
+    (tmp_path / "export/meta.json").unlink()  # the job's storage was cleaned up
+    assert tracking.export_of(run.info.run_id, dest) == dest
+    assert storage.local_file(storage.join(dest, "meta.json")).read_text() == "{}"
+
+
 def test_newest_checkpoint_holding_a_file(root: str, tmp_path: Path) -> None:
     run = tmp_path / "run"
     for name in ("checkpoint_2026-01-01_00-00-01.0", "checkpoint_2026-01-01_00-00-03.0"):

@@ -47,6 +47,16 @@ def newest_holding(run: str, relative: str) -> str | None:
     return next((join(run, n) for n in names if is_file(join(run, n, relative))), None)
 
 
+def remove(location: str) -> int:
+    """Deletes a folder (path or URI) and returns the bytes it held; 0 if it is absent."""
+    fs, path = filesystem(location)
+    infos = fs.get_file_info(pafs.FileSelector(path, recursive=True, allow_not_found=True))
+    if fs.get_file_info(path).type != pafs.FileType.Directory:
+        return 0
+    fs.delete_dir(path)
+    return sum(i.size for i in infos if i.type == pafs.FileType.File)
+
+
 def local_file(location: str) -> Path:
     """A local copy of one file: the file itself when it is a path, else a download cached
     by its own URI (files beside it may be written later; they are not fetched)."""
@@ -57,9 +67,9 @@ def local_file(location: str) -> Path:
 
 
 def put(local: Path, location: str) -> None:
-    """Writes a local file to a path or URI (parents made as needed)."""
+    """Writes a local file or folder to a path or URI (parents made as needed)."""
     fs, path = filesystem(location)
-    fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+    fs.create_dir(path if local.is_dir() else path.rsplit("/", 1)[0], recursive=True)
     pafs.copy_files(str(local), path, destination_filesystem=fs)
 
 
