@@ -48,10 +48,13 @@ def parse_sets(items: list[str] | None) -> dict[str, Any]:
     return merged
 
 
-def spec_or_exit(name: str | Path, sets: list[str] | None = None) -> Spec:
-    """The spec file or packaged spec `name`, with `--set` overrides, validated."""
+def spec_or_exit(
+    name: str | Path, sets: list[str] | None = None, data_on_cluster: bool = False
+) -> Spec:
+    """The spec file or packaged spec `name`, with `--set` overrides, validated (the
+    dataset root too, unless the cluster checks it)."""
     try:
-        return load_spec(search_spaces.path(str(name)), parse_sets(sets))
+        return load_spec(search_spaces.path(str(name)), parse_sets(sets), data_on_cluster)
     except (SpecError, FileNotFoundError) as err:
         raise fail(str(err)) from None
 

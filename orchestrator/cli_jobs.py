@@ -82,7 +82,7 @@ def submit(
     preflight: bool = typer.Option(False, "--preflight", help=PREFLIGHT_HELP),
 ) -> None:
     """Submit a sweep to a Ray cluster as a Ray Job; prints the id for `dlkdd logs`."""
-    spec = spec_or_exit(spec_path, sets).placed(tracking_uri, storage)
+    spec = spec_or_exit(spec_path, sets, data_on_cluster=True).placed(tracking_uri, storage)
     uri = spec.tracking.uri
     if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
         raise fail(f"tracking uri {uri} is relative to the job's temporary folder on the head; "

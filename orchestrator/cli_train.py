@@ -9,11 +9,14 @@ from rich.table import Table
 
 from orchestrator import cluster, tracking
 from orchestrator.cli_common import PREFLIGHT_HELP, SET_HELP, fail, show_checklist, spec_or_exit
+from orchestrator.fingerprint import teacher_fingerprint
 from orchestrator.jobs import JobResult, run_job
 from orchestrator.progress import console
 from orchestrator.spec import Spec
+from orchestrator.teachers import teacher_name
 from trainers.config import CURVE_WEIGHTS, JobConfig
 from trainers.export import read_meta
+from trainers.storage import is_file, is_uri, join, local_copy
 
 train_app = typer.Typer(help="Train one teacher or one student.", no_args_is_help=True)
 
@@ -82,8 +85,11 @@ def teacher(
             f"{e.name} needs enhancement.{CURVE_WEIGHTS[e.name]} "
             f"(dlkdd enhance train-zero-dce --variant {e.name})"
         )
-    name = name or f"{spec.name}-teacher-{job.enhancement.name}"
-    run_tracked(spec, job, name, {"dlkdd.enhancement": job.enhancement.name})
+    fingerprint = teacher_fingerprint(job, spec.resources)
+    name = name or teacher_name(spec, job.enhancement.name, fingerprint)
+    # the tags a sweep's teacher has: a later sweep with this spec reuses this teacher
+    tags = {"dlkdd.enhancement": job.enhancement.name, "dlkdd.fingerprint": fingerprint}
+    run_tracked(spec, job, name, tags)
 
 
 @train_app.command("student")
@@ -111,23 +117,23 @@ def student(
         "dlkdd.alpha": str(job.distill.alpha),
     }
     if teacher_dir:
-        meta = read_meta(teacher_dir)
+        meta = read_meta(local_copy(teacher_dir))
         tags["dlkdd.enhancement"] = meta["input_enhancement"]["name"]
         tags["dlkdd.teacher"] = str(teacher_ref)
     t, a = job.distill.temperature, job.distill.alpha
     run_tracked(spec, job, name or f"{spec.name}-student-T{t:g}-a{a:g}", tags)
 
 
-def resolve_teacher(spec: Spec, ref: str) -> Path:
-    """A local export directory as is; otherwise an MLflow run id, downloaded to storage."""
-    if (Path(ref) / "meta.json").is_file():
-        return Path(ref).resolve()
-    if Path(ref).exists():
+def resolve_teacher(spec: Spec, ref: str) -> str:
+    """An export directory (path or URI) as is; otherwise a teacher's MLflow run id: its
+    export where the job wrote it, or its MLflow copy put in storage for every node."""
+    if is_file(join(ref, "meta.json")):
+        return ref if is_uri(ref) else str(Path(ref).resolve())
+    if is_uri(ref) or Path(ref).exists():
         raise fail(f"{ref}: not an exported model (no meta.json)")
     try:
         tracking.connect(spec.tracking.uri, spec.tracking.experiment)
-        dest = Path(spec.storage.resolved()) / "teachers" / ref
-        return tracking.download_export(ref, dest)
+        return tracking.export_of(ref, join(spec.storage.resolved(), "teachers", ref))
     except Exception as err:
         raise fail(
             f"teacher {ref!r} is neither an export directory nor an MLflow run: {err}"

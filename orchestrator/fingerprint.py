@@ -1,33 +1,95 @@
-"""A teacher's identity: a hash of everything that determines the trained teacher."""
+"""A teacher's identity: a hash of what determines its weights, read from content.
+
+Where things are mounted (dataset root, storage, a weights file's path) does not count; what
+they hold does: the lists as read (paths relative to the root, labels, class names, video
+sizes), every weights file's bytes, the settings, the effective global batch, the resolved
+precision, the seed and dlkdd's version. So a moved dataset reuses its teachers, and an
+edited list, a replaced weights file or another worker count trains new ones."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+from importlib.metadata import version
+from pathlib import Path
 
-from trainers.config import JobConfig
+from orchestrator.spec import Resources
+from trainers.config import DatasetConfig, JobConfig
+from trainers.data.manifests import load_splits
+from trainers.storage import filesystem
+
+# model options that change speed, not the weights learned
+SPEED_ONLY = {"compile", "channels_last"}
 
 
-def teacher_fingerprint(job: JobConfig) -> str:
-    """Dataset + split, clip, architecture, optimisation, enhancement and its parameters,
-    seed. Anything else (resources, tracking, names) does not change the teacher."""
-    d = job.dataset
+def teacher_fingerprint(job: JobConfig, resources: Resources) -> str:
+    """Data content, weights digests, clip/model/optimisation settings, global batch,
+    precision, enhancement, seed, version. Loader processes, names and tracking do not
+    change the teacher (clip randomness is a function of seed, epoch and index)."""
+    optim = job.optim.model_dump(mode="json")
+    optim["precision"] = resolved_precision(job.optim.precision, resources)
+    enhancement = {k: v for k, v in job.enhancement.params().items() if k != "weights"}
     identity = {
-        "dataset": {
-            "format": d.format,
-            "root": str(d.root),
-            "split": d.split,
-            "lists": [str(x) for x in (d.train_list, d.val_list, d.test_list)],
-            "val_fraction": d.val_fraction,
-            # only when set, so that fingerprints of full-data teachers stay as they were
-            **({"max_per_class": d.max_per_class} if d.max_per_class else {}),
+        "data": data_digest(job.dataset, job.seed),
+        "weights": {
+            "pretrained": file_digest(job.model.pretrained),
+            "enhancement": file_digest(job.enhancement.weights()),
         },
         "clip": job.clip.model_dump(mode="json"),
-        "model": job.model.model_dump(mode="json", exclude={"compile", "channels_last"}),
-        "optim": job.optim.model_dump(mode="json"),
-        "enhancement": {"name": job.enhancement.name, **job.enhancement.params()},
+        "model": job.model.model_dump(mode="json", exclude=SPEED_ONLY | {"pretrained"}),
+        "optim": optim,
+        "global_batch": resources.num_workers * job.optim.batch_size * job.optim.grad_accum,
+        "enhancement": {"name": job.enhancement.name, **enhancement},
         "deepspeed": job.deepspeed,
         "seed": job.seed,
+        "dlkdd": version("dlkdd"),
     }
-    blob = json.dumps(identity, sort_keys=True).encode()
-    return hashlib.sha256(blob).hexdigest()[:16]
+    return _digest(identity)[:16]
+
+
+def resolved_precision(precision: str, resources: Resources) -> str:
+    """What `auto` becomes in the workers: bf16 on GPU, fp32 on CPU (trainers.loop)."""
+    if precision != "auto":
+        return precision
+    return "bf16" if resources.gpus_per_worker > 0 else "fp32"
+
+
+def data_digest(dataset: DatasetConfig, seed: int, splits: tuple[str, ...] = ()) -> str:
+    """The content of the splits a job reads (all of them by default), wherever the root is.
+    Not cached: a list edited in place must change it (reading lists and stat'ing ARID's
+    4k videos takes well under a second)."""
+    root = Path(dataset.root)
+    content = {
+        name: {
+            "classes": m.classes,
+            "items": [(os.path.relpath(p, root), label, _size(p)) for p, label in m.items],
+        }
+        for name, m in sorted(load_splits(dataset, seed).items())
+        if not splits or name in splits
+    }
+    return _digest(content)
+
+
+def file_digest(location: str | Path | None) -> str | None:
+    """sha256 of a file's bytes (a path or a storage URI); None when there is no file."""
+    if location is None:
+        return None
+    fs, path = filesystem(str(location))
+    h = hashlib.sha256()
+    with fs.open_input_stream(path) as f:  # read where it lies: a cached copy may be stale
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _size(path: str) -> int:
+    """-1 for a video that is missing now: the job replaces it, so it still counts."""
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return -1
+
+
+def _digest(obj: object) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()

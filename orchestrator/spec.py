@@ -7,11 +7,12 @@ that one Train job receives.
 
 from __future__ import annotations
 
+import platform
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from trainers.config import (
     ClipConfig,
@@ -160,9 +161,16 @@ class Spec(StrictModel):
 
     @field_validator("dataset")
     @classmethod
-    def _root_exists(cls, v: DatasetConfig) -> DatasetConfig:
+    def _root_exists(cls, v: DatasetConfig, info: ValidationInfo) -> DatasetConfig:
+        """Checked where the jobs run: here, or (`submit`) on the cluster, where the job's
+        first step validates the spec again; a cluster reads only absolute roots."""
+        if info.context and info.context.get("data_on_cluster"):
+            if not Path(v.root).is_absolute():
+                raise ValueError(f"dataset root {v.root} must be absolute: the cluster's "
+                                 "nodes read it, not this machine")  # fmt: skip
+            return v
         if not Path(v.root).is_dir():
-            raise ValueError(f"dataset root {v.root} does not exist")
+            raise ValueError(f"dataset root {v.root} does not exist on {platform.node()}")
         return v.model_copy(update={"root": Path(v.root).resolve()})
 
     def placed(self, tracking_uri: str | None = None, storage: str | None = None) -> Spec:
@@ -216,14 +224,17 @@ def _format(err: ValidationError, source: str) -> str:
     return "\n".join(lines)
 
 
-def parse_spec(data: dict[str, Any], source: str = "spec") -> Spec:
+def parse_spec(data: dict[str, Any], source: str = "spec", data_on_cluster: bool = False) -> Spec:
+    """A validated spec; `data_on_cluster`: the dataset root is checked by the cluster's job."""
     try:
-        return Spec.model_validate(data)
+        return Spec.model_validate(data, context={"data_on_cluster": data_on_cluster})
     except ValidationError as err:
         raise SpecError(_format(err, source)) from None
 
 
-def load_spec(path: Path, overrides: dict[str, Any] | None = None) -> Spec:
+def load_spec(
+    path: Path, overrides: dict[str, Any] | None = None, data_on_cluster: bool = False
+) -> Spec:
     """Reads and validates a YAML spec; `overrides` are merged over it (CLI options)."""
     path = Path(path)
     if not path.is_file():
@@ -236,4 +247,4 @@ def load_spec(path: Path, overrides: dict[str, Any] | None = None) -> Spec:
         raise SpecError(f"{path}: a spec is a mapping of keys, got {type(data).__name__}")
     from trainers.schedule import deep_merge
 
-    return parse_spec(deep_merge(data, overrides or {}), str(path))
+    return parse_spec(deep_merge(data, overrides or {}), str(path), data_on_cluster)

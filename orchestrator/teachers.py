@@ -12,7 +12,7 @@ import mlflow
 import ray
 
 from orchestrator import tracking
-from orchestrator.fingerprint import teacher_fingerprint
+from orchestrator.fingerprint import data_digest, teacher_fingerprint
 from orchestrator.jobs import JobResult, fitting, run_job
 from orchestrator.progress import console
 from orchestrator.spec import Resources, Spec
@@ -45,10 +45,10 @@ def curve_weights(spec: Spec, variant: str = "zero_dce") -> str:
     if (given := enh.weights()) is not None:
         return given
     steps = spec.sweep.zero_dce_steps if spec.sweep else 300
-    key = teacher_fingerprint(spec.job("teacher", "identity"))
-    # "-authors-sign": files trained before dlkdd adopted the authors' curve sign lie at
-    # "{key}-{steps}.pt"; they darken now, so they must not be found and reused.
-    location = join(spec.storage.resolved(), variant, f"{key}-{steps}-authors-sign.pt")
+    # keyed by the frames they learn from (files of older dlkdd versions, named otherwise,
+    # used the opposite curve sign and are never found)
+    data = data_digest(spec.dataset, spec.seed, splits=("train",))[:16]
+    location = join(spec.storage.resolved(), variant, f"train-{data}-seed{spec.seed}-{steps}.pt")
     if not is_file(location):
         items = load_splits(spec.dataset, spec.seed)["train"].items
         frames = sample_frames([p for p, _ in items], per_video=2, max_size=128, seed=spec.seed)
@@ -90,7 +90,7 @@ def find_finished(fingerprint: str, experiment_id: str) -> tuple[str, str] | Non
 def ensure_teachers(spec: Spec, experiment_id: str, parent_run_id: str) -> dict[str, Teacher]:
     """Every enhancement of the sweep mapped to a finished teacher, training only missing ones."""
     jobs = {e: teacher_job(spec, e) for e in spec.sweep.enhancements}
-    prints = {e: teacher_fingerprint(j) for e, j in jobs.items()}
+    prints = {e: teacher_fingerprint(j, spec.resources) for e, j in jobs.items()}
     teachers: dict[str, Teacher] = {}
     for enhancement, fp in prints.items():
         if found := find_finished(fp, experiment_id):

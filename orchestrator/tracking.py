@@ -7,6 +7,7 @@ with params, per-epoch metrics, final metrics, lineage tags and the exported mod
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +20,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from orchestrator.jobs import JobResult
 from trainers.config import JobConfig
+from trainers.storage import is_file, join, put
 
 
 class JobFailed(RuntimeError):
@@ -139,10 +141,14 @@ def log_result(result: JobResult) -> None:
         raise JobFailed(f"{result.name} failed: {result.error}")  # ends the run as FAILED
 
 
-def download_export(run_id: str, dest: Path) -> Path:
-    """A finished run's exported model, copied to `dest` (a path workers can read)."""
-    return Path(
-        mlflow.artifacts.download_artifacts(
-            run_id=run_id, artifact_path="export", dst_path=str(dest)
-        )
-    )
+def export_of(run_id: str, dest: str) -> str:
+    """Where every node can read a finished run's export: the storage location its job
+    wrote (path or URI), or, when that is gone, its MLflow copy placed at `dest` once."""
+    written = mlflow.get_run(run_id).data.tags.get("dlkdd.export_dir")
+    if written and is_file(join(written, "meta.json")):
+        return written
+    if not is_file(join(dest, "meta.json")):
+        with tempfile.TemporaryDirectory() as d:
+            mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="export", dst_path=d)
+            put(Path(d) / "export", dest)
+    return dest

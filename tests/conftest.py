@@ -84,14 +84,16 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def teacher_run(ray_session, train_root: Path, workdir: Path):
-    """One real teacher (gic, 2 workers, DeepSpeed) trained once and shared by tests."""
+    """One real teacher (gic, 2 workers, DeepSpeed) trained once and shared by tests; its
+    storage is a file:// URI, so `train teacher|student` run the URI path of s3://."""
     import yaml
     from typer.testing import CliRunner
 
     from orchestrator.cli import app
 
     spec_file = workdir / "spec.yaml"
-    spec_file.write_text(yaml.safe_dump(small_spec(train_root, workdir)))
+    spec = small_spec(train_root, workdir, storage={"path": f"file://{workdir / 'runs'}"})
+    spec_file.write_text(yaml.safe_dump(spec))
     result = CliRunner().invoke(app, ["train", "teacher", str(spec_file), "--enhancement", "gic"])
     assert result.exit_code == 0, result.output
     return spec_file, result.output

@@ -163,6 +163,24 @@ def test_submit_runs_a_sweep_on_the_job_server(server, ray_session, train_root, 
     assert list(Path(storage).glob("job-student-*/checkpoint_*/export/meta.json"))
 
 
+def test_submit_checks_the_dataset_root_on_the_cluster(ray_session, train_root, tmp_path) -> None:
+    """The root need not exist where `submit` runs; the job's first step checks it on the
+    cluster, names it, and trains nothing."""
+    spec = small_spec(train_root, tmp_path, name="noroot")
+    spec["dataset"]["root"] = str(tmp_path / "only_on_the_cluster")
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
+    address = f"http://{ray._private.worker.get_dashboard_url()}"
+    args = ["submit", str(tmp_path / "spec.yaml"), "--address", address,
+            "--storage", str(tmp_path / "shared")]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    job_id = result.output.split("submitted ")[1].split(":")[0]
+    followed = CliRunner().invoke(app, ["logs", job_id, "--follow", "--address", address])
+    assert followed.exit_code == 1
+    assert f"dataset root {tmp_path / 'only_on_the_cluster'} does not exist" in followed.output
+    assert not (tmp_path / "shared").exists()
+
+
 def test_multinode_sweep_survives_a_lost_node_and_a_killed_driver(train_root, tmp_path) -> None:
     """Head + 2 worker nodes (tests/multinode_sweep.py, its own process): trials run on
     both workers; one worker node is removed mid-trial; the sweep completes and the

@@ -14,6 +14,7 @@ from orchestrator.jobs import run_job
 from orchestrator.spec import parse_spec
 from tests.conftest import small_spec
 from trainers import export
+from trainers.storage import local_copy
 
 pytestmark = pytest.mark.slow
 
@@ -26,19 +27,21 @@ def runs(spec_file: Path):
 
 def test_teacher_beats_chance_and_lands_in_mlflow(teacher_run) -> None:
     spec_file, _ = teacher_run
-    [run] = [r for r in runs(spec_file) if r.info.run_name == "t-teacher-gic"]
+    [run] = [r for r in runs(spec_file) if r.info.run_name.startswith("t-teacher-gic-")]
     assert run.info.status == "FINISHED"
     assert run.data.metrics["test_top1"] >= 0.5  # 4 classes: chance is 0.25
     assert run.data.params["enhancement.name"] == "gic"
     history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "val_top1")
     assert [m.step for m in history] == [1, 2, 3, 4, 5]
-    meta = export.read_meta(Path(run.data.tags["dlkdd.export_dir"]))
+    location = run.data.tags["dlkdd.export_dir"]
+    assert location.startswith("file://")  # in the spec's storage URI, not a local folder
+    meta = export.read_meta(local_copy(location))
     assert meta["input_enhancement"]["name"] == "gic" and meta["arch"] == "tiny"
 
 
 def test_student_distils_from_the_teacher_run(teacher_run) -> None:
     spec_file, _ = teacher_run
-    [teacher] = [r for r in runs(spec_file) if r.info.run_name == "t-teacher-gic"]
+    [teacher] = [r for r in runs(spec_file) if r.info.run_name.startswith("t-teacher-gic-")]
     args = ["train", "student", str(spec_file), "--teacher", teacher.info.run_id,
             "--temperature", "4", "--alpha", "0.7", "--name", "t-student"]  # fmt: skip
     result = CliRunner().invoke(app, args)
@@ -47,8 +50,27 @@ def test_student_distils_from_the_teacher_run(teacher_run) -> None:
     assert student.data.params["distill.alpha"] == "0.7"
     assert student.data.tags["dlkdd.enhancement"] == "gic"
     assert "test_top1" in student.data.metrics
-    model, meta = export.load(Path(student.data.tags["dlkdd.export_dir"]))
+    model, meta = export.load(local_copy(student.data.tags["dlkdd.export_dir"]))
     assert meta["input_enhancement"] is None and meta["distill"]["temperature"] == 4.0
+
+
+def test_a_sweep_reuses_the_cli_trained_teacher(teacher_run) -> None:
+    """`dlkdd train teacher` records the fingerprint a sweep looks for: the sweep's teacher
+    step finds that run and trains nothing."""
+    import yaml
+
+    from orchestrator import tracking
+    from orchestrator.teachers import ensure_teachers
+
+    spec_file, _ = teacher_run
+    data = yaml.safe_load(spec_file.read_text())
+    data["sweep"] = {"enhancements": ["gic"], "temperature": {"type": "choice", "values": [4]},
+                     "alpha": {"type": "choice", "values": [0.5]}}  # fmt: skip
+    spec = parse_spec(data)
+    [cli] = [r for r in runs(spec_file) if r.info.run_name.startswith("t-teacher-gic-")]
+    experiment_id = tracking.connect(spec.tracking.uri, spec.tracking.experiment)
+    teachers = ensure_teachers(spec, experiment_id, parent_run_id="none: nothing to train")
+    assert teachers["gic"].reused and teachers["gic"].run_id == cli.info.run_id
 
 
 def test_interrupted_job_resumes_from_its_last_epoch(ray_session, train_root, tmp_path) -> None:

@@ -1,0 +1,68 @@
+"""A teacher is identified by content: a moved dataset or storage reuses it; an edited list,
+another worker count, another precision or replaced Zero-DCE weights train a new one."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from orchestrator.fingerprint import data_digest, teacher_fingerprint
+from orchestrator.spec import Spec, parse_spec
+from tests.conftest import small_spec
+from trainers.enhance import curves, zero_dce
+
+
+def fingerprint(root: Path, work: Path, method: str = "gic", **overrides) -> str:
+    """The fingerprint of the `method` teacher of a small spec with `overrides`."""
+    spec: Spec = parse_spec(small_spec(root, work, **overrides))
+    return teacher_fingerprint(spec.job("teacher", method), spec.resources)
+
+
+@pytest.fixture()
+def dataset(synth_root: Path, tmp_path: Path) -> Path:
+    """A copy of the synthetic set this test may edit."""
+    return Path(shutil.copytree(synth_root, tmp_path / "data"))
+
+
+def test_moved_dataset_and_storage_keep_the_fingerprint(dataset: Path, tmp_path: Path) -> None:
+    moved = Path(shutil.copytree(dataset, tmp_path / "elsewhere" / "data"))
+    assert fingerprint(dataset, tmp_path / "a") == fingerprint(moved, tmp_path / "b")
+
+
+def test_an_edited_list_changes_it(dataset: Path, tmp_path: Path) -> None:
+    before = fingerprint(dataset, tmp_path)
+    lines = (dataset / "train.csv").read_text().splitlines()
+    (dataset / "train.csv").write_text("\n".join(lines[:-1]) + "\n")  # one clip fewer
+    assert fingerprint(dataset, tmp_path) != before
+
+
+def test_a_replaced_video_changes_the_data_digest(dataset: Path) -> None:
+    config = parse_spec(small_spec(dataset, dataset)).dataset
+    before = data_digest(config, 0)
+    video = next((dataset / "videos").rglob("*.mp4"))
+    video.write_bytes(video.read_bytes() + b"\0" * 16)
+    assert data_digest(config, 0) != before
+
+
+def test_global_batch_and_precision_change_it(synth_root: Path, tmp_path: Path) -> None:
+    two = fingerprint(synth_root, tmp_path)
+    assert fingerprint(synth_root, tmp_path, resources={"num_workers": 4}) != two
+    assert fingerprint(synth_root, tmp_path, resources={"gpus_per_worker": 1}) != two  # bf16
+    loaders = fingerprint(synth_root, tmp_path, dataset={"num_workers": 3})
+    assert loaders == two  # loader processes do not change what a clip is
+
+
+def test_replaced_zero_dce_weights_change_it(synth_root: Path, tmp_path: Path) -> None:
+    weights = tmp_path / "w.pt"
+    curves.save(zero_dce.DCENet(), weights)
+    given = {"enhancement": {"zero_dce_weights": str(weights)}}
+    before = fingerprint(synth_root, tmp_path, "zero_dce", **given)
+    copy = tmp_path / "copy" / "w.pt"
+    copy.parent.mkdir()
+    shutil.copy(weights, copy)
+    moved = {"enhancement": {"zero_dce_weights": f"file://{copy}"}}
+    assert fingerprint(synth_root, tmp_path, "zero_dce", **moved) == before  # same bytes
+    curves.save(zero_dce.DCENet(), weights)  # retrained in place: new random init
+    assert fingerprint(synth_root, tmp_path, "zero_dce", **given) != before
