@@ -51,12 +51,13 @@ def first_points(sweep: SweepConfig) -> list[dict[str, Any]]:
 
 
 def search_algorithm(
-    sweep: SweepConfig, points: list[dict[str, Any]], concurrency: int
+    sweep: SweepConfig, points: list[dict[str, Any]], concurrency: int, seed: int
 ) -> Searcher | BasicVariantGenerator:
+    """Seeded from the spec: the same spec suggests the same configurations."""
     if sweep.search == "optuna":
         from ray.tune.search.optuna import OptunaSearch
 
-        return ConcurrencyLimiter(OptunaSearch(points_to_evaluate=points), concurrency)
+        return ConcurrencyLimiter(OptunaSearch(points_to_evaluate=points, seed=seed), concurrency)
     return BasicVariantGenerator(
-        points_to_evaluate=points, max_concurrent=concurrency, random_state=0
+        points_to_evaluate=points, max_concurrent=concurrency, random_state=seed
     )

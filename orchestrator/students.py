@@ -106,7 +106,7 @@ def tuner(
             mode="max",
             num_samples=sweep.num_samples + 1,  # + the alpha = 0 control, evaluated first
             scheduler=scheduler(spec),
-            search_alg=search_algorithm(sweep, first_points(sweep), concurrency),
+            search_alg=search_algorithm(sweep, first_points(sweep), concurrency, spec.seed),
             max_concurrent_trials=concurrency,
         ),
         run_config=tune.RunConfig(

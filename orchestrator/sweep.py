@@ -54,7 +54,7 @@ def run_sweep(spec: Spec, resume: bool = False) -> str:
         mlflow.set_tags({f"dlkdd.teacher.{e}": t.run_id for e, t in teachers.items()})
         concurrency = students.max_concurrent(spec, ray.cluster_resources())
         tracker = StudentTracker(
-            spec.tracking.uri, experiment_id, parent.info.run_id, spec.name,
+            experiment_id, parent.info.run_id, spec.name,
             {e: {"run_id": t.run_id, "fingerprint": t.fingerprint} for e, t in teachers.items()},
             spec.storage.resolved(),
         )  # fmt: skip

@@ -50,17 +50,24 @@ def curve_weights(spec: Spec, variant: str = "zero_dce") -> str:
     data = data_digest(spec.dataset, spec.seed, splits=("train",))[:16]
     location = join(spec.storage.resolved(), variant, f"train-{data}-seed{spec.seed}-{steps}.pt")
     if not is_file(location):
-        items = load_splits(spec.dataset, spec.seed)["train"].items
-        frames = sample_frames([p for p, _ in items], per_video=2, max_size=128, seed=spec.seed)
-        with console.status(f"training {variant} on {len(frames)} frames ({steps} steps)"):
-            net, history = zero_reference.train(
-                CURVE_NETS[variant], frames, steps=steps, seed=spec.seed
-            )
-        with tempfile.TemporaryDirectory() as d:
-            curves.save(net, Path(d) / "weights.pt")
-            put(Path(d) / "weights.pt", location)
-        console.print(f"{variant}: loss {history[0]:.3f} -> {history[-1]:.3f}, saved {location}")
+        paths = [p for p, _ in load_splits(spec.dataset, spec.seed)["train"].items]
+        task = _train_curves.options(num_cpus=spec.resources.cpus_per_worker)
+        with console.status(f"training {variant} on frames of {len(paths)} videos ({steps} steps)"):
+            first, last = ray.get(task.remote(variant, paths, steps, spec.seed, location))
+        console.print(f"{variant}: loss {first:.3f} -> {last:.3f}, saved {location}")
     return location
+
+
+@ray.remote
+def _train_curves(variant: str, paths: list[str], steps: int, seed: int, location: str):
+    """Trains Zero-DCE(++) where the cluster has CPUs (not on a small head: ARID's 2,000
+    steps take minutes) and writes the weights to storage; returns (first, last) loss."""
+    frames = sample_frames(paths, per_video=2, max_size=128, seed=seed)
+    net, history = zero_reference.train(CURVE_NETS[variant], frames, steps=steps, seed=seed)
+    with tempfile.TemporaryDirectory() as d:
+        curves.save(net, Path(d) / "weights.pt")
+        put(Path(d) / "weights.pt", location)
+    return history[0], history[-1]
 
 
 def teacher_job(spec: Spec, enhancement: str) -> JobConfig:

@@ -34,13 +34,16 @@ def _metrics(result: dict) -> dict[str, float]:
 
 class StudentTracker(tune.Callback):
     """Writes go through a queue: while the tracking server is unreachable they wait (the
-    trials keep training) and go out, in order, with the next write that succeeds."""
+    trials keep training) and go out, in order, with the next write that succeeds.
+
+    It writes to the driver's current MLflow URI, not one of its own: Tune restores this
+    callback from its pickle on `sweep --resume`, which may name a new `--tracking-uri`."""
 
     def __init__(
-        self, uri: str, experiment_id: str, parent_run_id: str, sweep: str,
+        self, experiment_id: str, parent_run_id: str, sweep: str,
         teachers: dict[str, dict[str, str]], storage: str,
     ) -> None:  # fmt: skip
-        self.uri, self.experiment_id, self.parent_run_id = uri, experiment_id, parent_run_id
+        self.experiment_id, self.parent_run_id = experiment_id, parent_run_id
         self.sweep, self.teachers, self.storage = sweep, teachers, storage
         self.runs: dict[str, str] = {}
         self.logged: set[str] = set()  # trials whose run was FINISHED before a resume
@@ -49,7 +52,7 @@ class StudentTracker(tune.Callback):
 
     @property
     def client(self) -> MlflowClient:
-        return MlflowClient(self.uri)
+        return MlflowClient(mlflow.get_tracking_uri())
 
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
         self._write("_start", trial)
@@ -73,8 +76,9 @@ class StudentTracker(tune.Callback):
             time.sleep(5)
         if self.pending:
             raise RuntimeError(
-                f"MLflow at {self.uri} unreachable for {FLUSH_WAIT_S} s at the end of the "
-                f"sweep: {len(self.pending)} writes not made (trial results are in storage)"
+                f"MLflow at {mlflow.get_tracking_uri()} unreachable for {FLUSH_WAIT_S} s at "
+                f"the end of the sweep: {len(self.pending)} writes not made (trial results "
+                "are in storage)"
             )
 
     def _write(self, method: str, trial, *args) -> None:

@@ -278,7 +278,7 @@ def test_a_teacher_exported_with_the_old_curve_sign_is_refused(tmp_path: Path) -
 
 
 def test_a_sweeps_zero_dce_pp_teacher_gets_weights_trained_once(
-    synth_root: Path, tmp_path: Path
+    ray_session, synth_root: Path, tmp_path: Path
 ) -> None:
     sweep = {"enhancements": ["zero_dce_pp"], "zero_dce_steps": 20,
              "temperature": {"type": "choice", "values": [4]},

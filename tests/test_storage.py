@@ -84,7 +84,13 @@ def test_newest_checkpoint_holding_a_file(root: str, tmp_path: Path) -> None:
     assert storage.newest_holding(storage.join(root, "nothing"), "export/meta.json") is None
 
 
-def test_zero_dce_weights_are_trained_once_into_storage(synth_root, root: str, tmp_path) -> None:
+def test_zero_dce_weights_are_trained_once_into_storage(
+    ray_session, synth_root, root: str, tmp_path
+) -> None:
+    """Trained once, by a Ray task where the cluster has CPUs (not in the driver, which
+    may run on a small head), into storage."""
+    from ray.util.state import list_tasks
+
     sweep = {"enhancements": ["zero_dce"], "zero_dce_steps": 3,
              "temperature": {"type": "choice", "values": [4]},
              "alpha": {"type": "choice", "values": [0.5]}}  # fmt: skip
@@ -95,5 +101,7 @@ def test_zero_dce_weights_are_trained_once_into_storage(synth_root, root: str, t
     assert location.startswith(spec.storage.path) and storage.is_file(location)
     zero_dce.load(storage.local_file(location))  # a real DCENet state_dict
     stamp = (tmp_path / "runs" / "zero_dce").stat().st_mtime_ns
+    tasks = list_tasks(filters=[("func_or_class_name", "=", "_train_curves")], detail=True)
+    assert any(t.state == "FINISHED" for t in tasks)
     assert curve_weights(spec) == location  # reused, not retrained
     assert (tmp_path / "runs" / "zero_dce").stat().st_mtime_ns == stamp

@@ -1,0 +1,52 @@
+"""A sweep's set-up without Ray jobs: the searcher is seeded from the spec (the same spec
+suggests the same students), and a restored tracker writes where the resuming driver points."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from orchestrator.search import first_points, search_algorithm, tune_space
+from orchestrator.spec import parse_spec
+from tests.conftest import small_spec
+
+SWEEP = {"enhancements": ["gic", "he"], "search": "optuna",
+         "temperature": {"type": "loguniform", "low": 1, "high": 8},
+         "alpha": {"type": "uniform", "low": 0.1, "high": 0.9}}  # fmt: skip
+
+
+def suggestions(root: Path, seed: int, n: int = 4) -> list[dict]:
+    spec = parse_spec(small_spec(root, root, sweep=SWEEP, seed=seed))
+    searcher = search_algorithm(spec.sweep, first_points(spec.sweep), 1, spec.seed)
+    searcher.set_search_properties("val_top1", "max", tune_space(spec.sweep))
+    made = []
+    for i in range(n):
+        made.append(searcher.suggest(f"t{i}"))
+        searcher.on_trial_complete(f"t{i}", {"val_top1": 0.1 * i})  # frees the one slot
+    return made
+
+
+def test_same_spec_same_optuna_suggestions(synth_root: Path) -> None:
+    first = suggestions(synth_root, seed=3)
+    assert first[0] == {"temperature": 1.0, "alpha": 0.0, "enhancement": "gic"}  # the control
+    assert suggestions(synth_root, seed=3) == first
+    assert suggestions(synth_root, seed=4)[1:] != first[1:]
+
+
+def test_a_restored_student_tracker_writes_to_the_resuming_drivers_mlflow(tmp_path) -> None:
+    """`sweep --resume --tracking-uri NEW`: Tune unpickles the tracker; it must write to
+    NEW, where the resuming driver connected, not to the URI of the first driver."""
+    import pickle
+
+    import mlflow
+
+    from orchestrator import tracking
+    from orchestrator.tracking_tune import StudentTracker
+
+    old = tracking.connect(f"sqlite:///{tmp_path / 'old.db'}", "e")
+    restored = pickle.loads(pickle.dumps(StudentTracker(old, "parent", "s", {}, str(tmp_path))))
+    new_uri = f"sqlite:///{tmp_path / 'new.db'}"
+    new = tracking.connect(new_uri, "e")
+    with mlflow.start_run() as parent:
+        restored.experiment_id, restored.parent_run_id = new, parent.info.run_id
+        run_id = restored.run_id("trial1", {"alpha": 0.0, "temperature": 1.0, "enhancement": "gic"})
+    assert mlflow.MlflowClient(new_uri).get_run(run_id).data.tags["dlkdd.trial_id"] == "trial1"
