@@ -9,6 +9,7 @@ import mlflow
 from mlflow.tracking import MlflowClient
 
 from orchestrator.sweep import find_parent
+from orchestrator.tracking import STUDENT_ROLES
 
 COLUMNS = (
     "kind",
@@ -40,15 +41,15 @@ def ablation_rows(experiment_id: str, sweep: str) -> list[dict]:
     children = mlflow.search_runs(
         [experiment_id],
         filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}' and "
-        "tags.`dlkdd.role` = 'student' and attributes.status = 'FINISHED'",
+        "attributes.status = 'FINISHED'",
         output_format="list",
     )
     rows = []
-    for run in children:
+    for run in (r for r in children if r.data.tags.get("dlkdd.role") in STUDENT_ROLES):
         tags, m = run.data.tags, run.data.metrics
         rows.append(
             {
-                "kind": "control" if tags.get("dlkdd.control") == "true" else "student",
+                "kind": tags["dlkdd.role"],
                 "enhancement": tags.get("dlkdd.enhancement", ""),
                 "temperature": float(tags.get("dlkdd.temperature", "nan")),
                 "alpha": float(tags.get("dlkdd.alpha", "nan")),

@@ -18,6 +18,7 @@ from typing import Any
 import mlflow
 
 from orchestrator.spec import Spec
+from orchestrator.tracking import STUDENT_ROLES
 from trainers.config import DatasetConfig, OptimConfig
 from trainers.data.check import ListReport, check_lists, dataset_lists
 from trainers.data.layouts import ManifestError
@@ -159,7 +160,7 @@ def check_sweep(spec: Spec, parent_run_id: str, checklist: Checklist) -> None:
         filter_string=f"tags.`mlflow.parentRunId` = '{parent_run_id}'",
         output_format="list",
     )
-    for role in ("teacher", "student"):
+    for role in ("teacher", "control", "student"):
         for run in sorted(runs, key=lambda r: r.info.run_name):
             if run.data.tags.get("dlkdd.role") != role:
                 continue
@@ -167,7 +168,7 @@ def check_sweep(spec: Spec, parent_run_id: str, checklist: Checklist) -> None:
             metric = "test_top1" if role == "teacher" else "val_top1"
             value = run.data.metrics.get(metric, float("nan"))
             checklist.add(role, ok, f"{run.info.run_name}: {run.info.status}, {metric} {value:.3f}")
-    students = [r for r in runs if r.data.tags.get("dlkdd.role") == "student"]
+    students = [r for r in runs if r.data.tags.get("dlkdd.role") in STUDENT_ROLES]
     expected = len(spec.sweep.enhancements) + 1
     checklist.add("students", len(students) == expected,
                   f"{len(students)} of {expected} (one per enhancement + the control)")  # fmt: skip

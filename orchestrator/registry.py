@@ -9,6 +9,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from orchestrator.compare import parent_run
+from orchestrator.tracking import STUDENT_ROLES
 
 ALIAS = "champion"
 LINEAGE = ("dlkdd.enhancement", "dlkdd.temperature", "dlkdd.alpha", "dlkdd.teacher_run",
@@ -39,10 +40,11 @@ def candidate(
     runs = mlflow.search_runs(
         [experiment_id],
         filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}' and "
-        "tags.`dlkdd.role` = 'student' and attributes.status = 'FINISHED'",
+        "attributes.status = 'FINISHED'",
         order_by=[f"metrics.{metric} {order}"],
         output_format="list",
     )
+    runs = [r for r in runs if r.data.tags.get("dlkdd.role") in STUDENT_ROLES]
     runs = [r for r in runs if metric in r.data.metrics]
     if run_id is not None:
         runs = [r for r in runs if r.info.run_id == run_id]

@@ -49,15 +49,16 @@ def run_sweep(spec: Spec, resume: bool = False) -> str:
     with mlflow.start_run(**start) as parent:
         mlflow.set_tags({"dlkdd.sweep_parent": spec.name, "dlkdd.tune_name": tune_name})
         if not previous:
-            mlflow.log_params(tracking.flatten(spec.model_dump(mode="json", exclude={"name"})))
+            # distill.* is the CLI student's default; a sweep's students take T and alpha
+            # from the search, so the parent does not show it
+            unused = {"name", "distill"}
+            mlflow.log_params(tracking.flatten(spec.model_dump(mode="json", exclude=unused)))
         teachers = ensure_teachers(spec, experiment_id, parent.info.run_id)
         mlflow.set_tags({f"dlkdd.teacher.{e}": t.run_id for e, t in teachers.items()})
         concurrency = students.max_concurrent(spec, ray.cluster_resources())
-        tracker = StudentTracker(
-            experiment_id, parent.info.run_id, spec.name,
-            {e: {"run_id": t.run_id, "fingerprint": t.fingerprint} for e, t in teachers.items()},
-            spec.storage.resolved(),
-        )  # fmt: skip
+        described = {e: {"run_id": t.run_id, "fingerprint": t.fingerprint, "export": t.export}
+                     for e, t in teachers.items()}  # fmt: skip
+        tracker = StudentTracker(experiment_id, parent.info.run_id, spec, described)
         console.print(
             f"student sweep: {spec.sweep.num_samples} trials + control, "
             f"{concurrency} at a time, search {spec.sweep.search}, "

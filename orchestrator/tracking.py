@@ -83,9 +83,27 @@ def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, str]:
     return out
 
 
-def job_params(job: JobConfig) -> dict[str, str]:
-    data = job.model_dump(mode="json", exclude={"fail_at_epoch"})
-    return {k: v[:500] for k, v in flatten(data).items()}
+STUDENT_ROLES = ("student", "control")  # the runs a sweep compares and may promote
+
+
+def role(job: JobConfig) -> str:
+    """teacher, student, or control (a student with alpha = 0: plain CE on dark video)."""
+    return "control" if job.role == "student" and job.distill.alpha == 0 else job.role
+
+
+def job_params(job: JobConfig, enhancement: str) -> dict[str, str]:
+    """One vocabulary for every job however it was started (CLI or sweep), so MLflow's
+    compare view and parallel coordinates work across them: top-level role, seed,
+    enhancement (a student's: its teacher's input, `none` for the control) and a student's
+    temperature and alpha; then the settings it ran with, flattened. Settings its role does
+    not use are left out: a teacher's distill.*, a student's enhancement.*."""
+    unused = {"fail_at_epoch", "stop_key", "teacher_dir"}
+    unused.add("distill" if job.role == "teacher" else "enhancement")
+    top: dict[str, Any] = {"role": role(job), "seed": job.seed, "enhancement": enhancement}
+    if job.role == "student":
+        top |= {"temperature": job.distill.temperature, "alpha": job.distill.alpha}
+    settings = flatten(job.model_dump(mode="json", exclude=unused))
+    return {k: str(v) for k, v in top.items()} | {k: v[:500] for k, v in settings.items()}
 
 
 @contextmanager
@@ -99,7 +117,7 @@ def job_run(
     """An MLflow run for one job; ends FAILED if the block raises. A nested run opened only
     after its job ran (a sweep's teachers train concurrently, then are logged one by one)
     is dated from `started_ms`, so that MLflow shows how long the job took."""
-    tags = {"dlkdd.role": job.role, **tags}
+    tags = {"dlkdd.role": role(job), **tags}
     nested = parent_run_id is not None
     if nested and started_ms is not None:
         child = _dated_child(name, tags, parent_run_id, started_ms)
@@ -107,7 +125,7 @@ def job_run(
     else:
         run = mlflow.start_run(run_name=name, parent_run_id=parent_run_id, nested=nested, tags=tags)
     with run:
-        mlflow.log_params(job_params(job))
+        mlflow.log_params(job_params(job, tags.get("dlkdd.enhancement", "none")))
         yield run
 
 
@@ -130,7 +148,8 @@ def log_result(result: JobResult) -> None:
     # The final report repeats the best epoch's val_* (kept there for Tune); those series
     # are already logged per epoch, and their best value is `best_val_top1`.
     per_epoch = {k for row in result.history for k in row}
-    final = {k: v for k, v in result.final.items() if k not in per_epoch | {"done"}}
+    final = {k: v for k, v in result.final.items()
+             if k not in per_epoch | {"done", "worker_started_at"}}  # fmt: skip
     if final:
         mlflow.log_metrics(final, step=int(result.final.get("epoch", 0)))
     if result.export_dir is not None:

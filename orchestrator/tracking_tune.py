@@ -16,12 +16,13 @@ from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 from ray import tune
 
-from orchestrator import jobs
+from orchestrator import jobs, tracking
 from orchestrator.progress import console
+from orchestrator.spec import Spec
 from trainers import export
 
 FLUSH_WAIT_S = 600  # how long the end of a sweep waits for an unreachable MLflow
-LOGGED_PREFIXES = ("train_", "val_", "test_", "best_", "lr", "bad_clips", "epoch_seconds")
+LOGGED_PREFIXES = ("train_", "val_", "test_", "best_", "lr", "bad_clips", "epoch_seconds", "job_")
 
 
 def _metrics(result: dict) -> dict[str, float]:
@@ -40,11 +41,12 @@ class StudentTracker(tune.Callback):
     callback from its pickle on `sweep --resume`, which may name a new `--tracking-uri`."""
 
     def __init__(
-        self, experiment_id: str, parent_run_id: str, sweep: str,
-        teachers: dict[str, dict[str, str]], storage: str,
+        self, experiment_id: str, parent_run_id: str, spec: Spec,
+        teachers: dict[str, dict[str, str]],
     ) -> None:  # fmt: skip
         self.experiment_id, self.parent_run_id = experiment_id, parent_run_id
-        self.sweep, self.teachers, self.storage = sweep, teachers, storage
+        self.spec, self.teachers = spec, teachers  # teachers: run_id, fingerprint, export
+        self.sweep, self.storage = spec.name, spec.storage.resolved()
         self.runs: dict[str, str] = {}
         self.logged: set[str] = set()  # trials whose run was FINISHED before a resume
         self.pending: list[tuple] = []  # (method name, trial id, trial config, *args)
@@ -121,9 +123,15 @@ class StudentTracker(tune.Callback):
             return self.runs[trial_id]
         alpha, temperature = float(config["alpha"]), float(config["temperature"])
         enhancement = config["enhancement"] if alpha > 0 else "none"
+        job = self.spec.job(
+            "student",
+            teacher_dir=self.teachers[enhancement]["export"] if alpha > 0 else None,
+            temperature=temperature,
+            alpha=alpha,
+        )
         tags = {
             "mlflow.parentRunId": self.parent_run_id,
-            "dlkdd.role": "student",
+            "dlkdd.role": tracking.role(job),
             "dlkdd.sweep": self.sweep,
             "dlkdd.trial_id": trial_id,
             "dlkdd.control": str(alpha == 0).lower(),
@@ -139,9 +147,8 @@ class StudentTracker(tune.Callback):
             f"student {enhancement} T={temperature:.3g} a={alpha:.3g}"
         )  # fmt: skip
         run = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
-        params = [Param("temperature", str(temperature)), Param("alpha", str(alpha)),
-                  Param("enhancement", enhancement)]  # fmt: skip
-        self.client.log_batch(run.info.run_id, params=params)
+        params = tracking.job_params(job, enhancement)
+        self.client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in params.items()])
         self.runs[trial_id] = run.info.run_id
         return run.info.run_id
 

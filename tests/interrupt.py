@@ -11,13 +11,14 @@ from pathlib import Path
 import mlflow
 
 
-def children(parent: str, role: str) -> list:
-    """The parent run's nested runs of one role (teacher or student)."""
-    return mlflow.search_runs(
+def children(parent: str, *roles: str) -> list:
+    """The parent run's nested runs of the given roles (teacher, control, student)."""
+    runs = mlflow.search_runs(
         experiment_names=["dlkdd"],
-        filter_string=f"tags.`mlflow.parentRunId` = '{parent}' and tags.`dlkdd.role` = '{role}'",
+        filter_string=f"tags.`mlflow.parentRunId` = '{parent}'",
         output_format="list",
     )
+    return [r for r in runs if r.data.tags.get("dlkdd.role") in roles]
 
 
 def epochs_logged(run) -> int:
@@ -28,7 +29,7 @@ def finished_students(parent: str) -> dict[str, int]:
     """The parent's FINISHED students -> how many epochs each has in MLflow."""
     return {
         r.info.run_id: epochs_logged(r)
-        for r in children(parent, "student")
+        for r in children(parent, "student", "control")
         if r.info.status == "FINISHED"
     }
 

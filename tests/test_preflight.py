@@ -56,11 +56,10 @@ def test_arid_sweep_preflight(ray_session, official_tree, tmp_path: Path) -> Non
     runs = preflight_runs(tmp_path, spec["tracking"]["experiment"])
     roles = sorted(r.data.tags.get("dlkdd.role", "parent") for r in runs)
     n = len(spec["sweep"]["enhancements"])
-    assert roles == ["parent"] + ["student"] * (n + 1) + ["teacher"] * n
+    assert roles == ["control", "parent"] + ["student"] * n + ["teacher"] * n
     assert all(r.info.status == "FINISHED" for r in runs)
-    students = [r for r in runs if r.data.tags.get("dlkdd.role") == "student"]
-    distilled = sorted(r.data.tags["dlkdd.enhancement"] for r in students
-                          if r.data.tags["dlkdd.control"] == "false")  # fmt: skip
+    distilled = sorted(r.data.tags["dlkdd.enhancement"] for r in runs
+                       if r.data.tags.get("dlkdd.role") == "student")  # fmt: skip
     assert distilled == sorted(spec["sweep"]["enhancements"])
     assert_paper_recipe(next(r for r in runs if r.data.tags.get("dlkdd.role") == "teacher"), spec)
 

@@ -115,10 +115,10 @@ def test_http_sweep_survives_an_outage(server, ray_session, train_root, tmp_path
         f"tags.`mlflow.parentRunId` = '{parent}'",
     )
     roles = sorted(r.data.tags["dlkdd.role"] for r in runs)
-    assert roles == ["student", "student", "teacher"]
+    assert roles == ["control", "student", "teacher"]
     assert all(r.info.status == "FINISHED" for r in runs)
     assert all(r.data.tags["dlkdd.export_dir"].startswith("file://") for r in runs)
-    for run in (r for r in runs if r.data.tags["dlkdd.role"] == "student"):
+    for run in (r for r in runs if r.data.tags["dlkdd.role"] != "teacher"):
         epochs = [m.step for m in client.get_metric_history(run.info.run_id, "train_loss")]
         assert sorted(set(epochs)) == [1, 2], run.info.run_name
 
@@ -210,7 +210,7 @@ def test_multinode_sweep_survives_a_lost_node_and_a_killed_driver(train_root, tm
     assert result["resume_exit"] == 0, result["resume_output"]
     assert mlflow.get_run(killed).info.status == "FINISHED" and done
     assert children(killed, "teacher") == []
-    assert len(children(killed, "student")) == 3
+    assert len(children(killed, "student", "control")) == 3
     assert {r: n for r, n in finished_students(killed).items() if r in done} == done
     client = mlflow.MlflowClient()
     runs = client.search_runs([client.get_experiment_by_name("dlkdd").experiment_id])

@@ -43,13 +43,33 @@ def test_one_teacher_per_enhancement_and_a_control(sweep_run) -> None:
     spec, parent, _ = sweep_run
     teachers = children(parent, "teacher")
     assert sorted(t.data.tags["dlkdd.enhancement"] for t in teachers) == ["gic", "he"]
-    students = children(parent, "student")
+    students = children(parent, "student", "control")
     assert len(students) == 3 and all(s.info.status == "FINISHED" for s in students)
     [control] = [s for s in students if s.data.tags["dlkdd.control"] == "true"]
-    assert control.data.params["alpha"] == "0.0"
+    assert control.data.tags["dlkdd.role"] == "control"  # MLflow groups it apart
+    assert control.data.params["alpha"] == "0.0" and control.data.params["enhancement"] == "none"
     distilled = [s for s in students if s.data.tags["dlkdd.control"] == "false"]
     ids = {t.info.run_id for t in teachers}
     assert all(s.data.tags["dlkdd.teacher_run"] in ids for s in distilled)
+
+
+def test_every_run_carries_its_recipe_and_no_unused_settings(sweep_run, teacher_run) -> None:
+    """Students carry their full recipe (not only T, alpha, enhancement) under the same keys
+    as a CLI-trained job; a teacher logs no distill.* and a student no enhancement.*."""
+    spec, parent, _ = sweep_run
+    [teacher, *_] = children(parent, "teacher")
+    cli = mlflow.MlflowClient(f"sqlite:///{teacher_run[0].parent / 'mlflow.db'}")
+    experiment = cli.get_experiment_by_name("dlkdd").experiment_id
+    [cli_teacher] = cli.search_runs([experiment], "tags.`dlkdd.role` = 'teacher'")
+    assert set(teacher.data.params) == set(cli_teacher.data.params)
+    assert not any(k.startswith("distill.") for k in teacher.data.params)
+    assert not any(k.startswith("distill.") for k in mlflow.get_run(parent).data.params)
+    for student in children(parent, "student", "control"):
+        p = student.data.params
+        assert {"role", "seed", "temperature", "alpha", "enhancement"} <= set(p)
+        assert p["optim.lr"] == str(spec.student.optim.lr) and p["model.arch"] == "tiny"
+        assert p["optim.epochs"] == "3" and p["role"] == student.data.tags["dlkdd.role"]
+        assert not any(k.startswith("enhancement.") for k in p)
 
 
 def test_teacher_runs_span_their_training(sweep_run) -> None:
@@ -79,7 +99,7 @@ def test_compare_numbers_equal_mlflow_metrics(sweep_run, tmp_path) -> None:
     assert result.exit_code == 0, result.output
     with (tmp_path / "ablation.csv").open() as f:
         rows = {r["run_id"]: r for r in csv.DictReader(f)}
-    for run in children(parent, "student"):
+    for run in children(parent, "student", "control"):
         assert float(rows[run.info.run_id]["val_top1"]) == run.data.metrics["val_top1"]
     assert (tmp_path / "gain_per_enhancement.png").stat().st_size > 1000
 
@@ -94,7 +114,9 @@ def test_promote_best_refuse_worse_force_then_predict(sweep_run, train_root, tmp
 
     result = CliRunner().invoke(app, ["promote", "smk", *uri])
     assert result.exit_code == 0, result.output
-    students = sorted(children(parent, "student"), key=lambda r: r.data.metrics["val_top1"])
+    students = sorted(
+        children(parent, "student", "control"), key=lambda r: r.data.metrics["val_top1"]
+    )
     best_score = students[-1].data.metrics["val_top1"]
     best = champion()
     assert mlflow.get_run(best).data.metrics["val_top1"] == best_score
@@ -134,7 +156,7 @@ def test_killed_rerun_resumes_without_teachers_or_repeats(sweep_run) -> None:
 
     assert run_sweep(spec, resume=True) == parent
     assert children(parent, "teacher") == []
-    students = children(parent, "student")
+    students = children(parent, "student", "control")
     assert len(students) == 3 and all(r.info.status == "FINISHED" for r in students)
     assert {r: n for r, n in finished_students(parent).items() if r in done} == done
     running = mlflow.search_runs(experiment_names=["dlkdd"], output_format="list",

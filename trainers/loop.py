@@ -37,6 +37,7 @@ DS_TAG = "deepspeed"  # not "latest": DeepSpeed writes a file of that name besid
 
 
 def train_func(config: dict[str, Any]) -> None:
+    watch = Stopwatch()
     job = JobConfig.model_validate(config)
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
@@ -51,6 +52,7 @@ def train_func(config: dict[str, Any]) -> None:
     val_loader = _loader(
         _shard(ClipDataset(splits["val"].items, job.clip, "val"), rank, world), job
     )
+    watch.lap("data")
 
     bf16 = _use_bf16(job, device)
     dtype = torch.bfloat16 if bf16 else torch.float32
@@ -82,6 +84,7 @@ def train_func(config: dict[str, Any]) -> None:
             best_state = torch.load(Path(d) / BEST_FILE, map_location="cpu", weights_only=True)
         state["resumed_from_epoch"] = state["epoch"]
         _log(rank, f"[{job.role}] resumed after epoch {state['epoch']}")
+    watch.lap("engine")
 
     for epoch in range(state["epoch"], job.optim.epochs):
         started = time.perf_counter()
@@ -100,6 +103,7 @@ def train_func(config: dict[str, Any]) -> None:
         _check_bad_share(loss_sum, job.dataset.max_bad_fraction)
 
         metrics = _evaluate(engine, val_loader, student_enhancer, job, len(classes), "val", dtype)
+        watch.lap("epochs")
         elapsed = time.perf_counter() - started
         metrics.update(
             epoch=epoch + 1,
@@ -117,13 +121,35 @@ def train_func(config: dict[str, Any]) -> None:
             best_state = fp32_state(engine)
         _log(rank, f"[{job.role}] epoch {epoch + 1}/{job.optim.epochs} " + _fmt(metrics))
         _report(engine, metrics, state, best_state, rank)
+        watch.lap("checkpoints")
         if job.fail_at_epoch is not None and epoch + 1 == job.fail_at_epoch:
             raise RuntimeError(f"injected failure after epoch {epoch + 1} (fail_at_epoch)")
         if job.stop_key and _agree(rank == 0 and stopping.requested(job.stop_key), device):
             _log(rank, f"[{job.role}] stopped early by the scheduler after epoch {epoch + 1}")
             break
 
-    _finish(job, engine, best_state, student_enhancer, classes, splits, rank, world, dtype, state)
+    _finish(job, engine, best_state, student_enhancer, classes, splits, rank, world, dtype, state,
+            watch)  # fmt: skip
+
+
+class Stopwatch:
+    """Seconds per phase of a job in this worker (data, engine, epochs, checkpoints, test,
+    export), reported with the final metrics: where a job's fixed time goes, in MLflow and
+    in bench/job_overhead.py (which adds the worker group's start from `started_at`)."""
+
+    def __init__(self) -> None:
+        self.started_at = self.last = time.time()
+        self.seconds: dict[str, float] = {}
+
+    def lap(self, phase: str) -> None:
+        """Counts the time since the previous lap towards `phase`."""
+        now = time.time()
+        self.seconds[phase] = self.seconds.get(phase, 0.0) + now - self.last
+        self.last = now
+
+    def metrics(self) -> dict[str, float]:
+        return {"worker_started_at": self.started_at,
+                **{f"job_{k}_seconds": v for k, v in self.seconds.items()}}  # fmt: skip
 
 
 def train_step(
@@ -187,11 +213,14 @@ def _fp32_masters(engine) -> dict[str, torch.Tensor]:
     return masters
 
 
-def _finish(job, engine, best_state, enhancer, classes, splits, rank, world, dtype, state) -> None:
+def _finish(
+    job, engine, best_state, enhancer, classes, splits, rank, world, dtype, state, watch
+) -> None:
     """Multi-view test of the best weights, export, and the final report (with checkpoint)."""
     engine.module.load_state_dict(best_state)
     test_set = _shard(ClipDataset(splits["test"].items, job.clip, "test"), rank, world)
     metrics = _evaluate(engine, _loader(test_set, job), enhancer, job, len(classes), "test", dtype)
+    watch.lap("test")
     metrics.update(
         **state["best_val"],  # validation of the exported (best) weights
         epoch=state["epoch"],
@@ -205,6 +234,8 @@ def _finish(job, engine, best_state, enhancer, classes, splits, rank, world, dty
             meta = _meta(job, classes, metrics)
             export.export(Path(d) / EXPORT_DIR, best_state, meta, _curve_weights_file(job))
             (Path(d) / HISTORY_FILE).write_text(json.dumps(state["history"]))
+        watch.lap("export")
+        metrics.update(watch.metrics())
         ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(d))
 
 

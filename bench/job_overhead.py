@@ -1,0 +1,106 @@
+"""Where a job's fixed time goes: one tiny teacher and one student distilled from it, run
+as dlkdd runs them (Ray Train + DeepSpeed, 2 workers, logged to MLflow), phase by phase.
+
+The workers time their own phases (trainers.loop.Stopwatch: data, engine, epochs,
+checkpoints, test, export); the driver adds the worker group's start (call to the workers'
+first line: actors, imports, process group), the end (final report, teardown, reading the
+result back) and MLflow (the run with params, metrics and export; the student's MLflow
+model, which a sweep logs for every student).
+
+    python bench/job_overhead.py [--epochs 1] [--arch tiny] [--repeats 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import ray
+
+from orchestrator import tracking
+from orchestrator.jobs import JobResult, finished, run_job
+from orchestrator.spec import Spec, parse_spec
+from orchestrator.tracking_tune import log_pytorch_model
+from trainers.data.synth import SynthConfig, synthesize
+
+PHASES = ("data", "engine", "epochs", "checkpoints", "test", "export")
+
+
+def bench_spec(data: Path, work: Path, arch: str, epochs: int) -> Spec:
+    optim = {"epochs": epochs, "batch_size": 8, "lr": 0.003, "warmup_epochs": 0.5}
+    role = {"model": {"arch": arch}, "optim": optim}
+    return parse_spec({
+        "name": "overhead",
+        "dataset": {"format": "csv", "root": str(data), "num_workers": 0},
+        "clip": {"num_frames": 8, "stride": 2, "crop_size": 32, "test_windows": 2},
+        "teacher": role,
+        "student": role,
+        "resources": {"num_workers": 2, "cpus_per_worker": 1, "max_failures": 0},
+        "storage": {"path": str(work / "runs")},
+        "tracking": {"uri": f"sqlite:///{work / 'mlflow.db'}"},
+    })  # fmt: skip
+
+
+def timed_job(spec: Spec, role: str, name: str, teacher: str | None) -> dict[str, float]:
+    """Runs one job and logs it as `dlkdd train` does; returns seconds per phase."""
+    job = spec.job(role, "gic" if role == "teacher" else None, teacher)
+    called = time.time()
+    result: JobResult = run_job(job, spec.resources, spec.storage.resolved(), name)
+    returned = time.time()
+    if result.error:
+        raise RuntimeError(result.error)
+    final = result.final
+    phases = {"worker group start": final["worker_started_at"] - called}
+    phases |= {p: final[f"job_{p}_seconds"] for p in PHASES}
+    phases["final report, teardown"] = (
+        returned - final["worker_started_at"] - sum(final[f"job_{p}_seconds"] for p in PHASES)
+    )
+    started = time.time()
+    with tracking.job_run(name, job, {"dlkdd.enhancement": "gic"}) as run:
+        tracking.log_result(result)
+    phases["MLflow run"] = time.time() - started
+    if role == "student":
+        started = time.time()
+        log_pytorch_model(run.info.run_id, result.export_dir)
+        phases["MLflow model"] = time.time() - started
+    return phases
+
+
+def show(role: str, runs: list[dict[str, float]]) -> None:
+    total = statistics.median(sum(r.values()) for r in runs)
+    print(f"\n{role}: median of {len(runs)} jobs, {total:.1f} s in all")
+    for phase in runs[0]:
+        seconds = statistics.median(r[phase] for r in runs)
+        print(f"  {phase:24s} {seconds:7.2f} s  {seconds / total:6.1%}")
+    fixed = total - statistics.median(r["epochs"] for r in runs)
+    print(f"  {'outside the epochs':24s} {fixed:7.2f} s  {fixed / total:6.1%}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--arch", default="tiny")
+    parser.add_argument("--repeats", type=int, default=2, help="Jobs per role (median).")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        data, work = Path(tmp) / "data", Path(tmp) / "work"
+        synthesize(data, SynthConfig(num_classes=4, train_per_class=8, val_per_class=2,
+                                     test_per_class=2, frames=16, size=64, seed=1))  # fmt: skip
+        spec = bench_spec(data, work, args.arch, args.epochs)
+        ray.init(num_cpus=3, include_dashboard=True, logging_level="WARNING")
+        tracking.connect(spec.tracking.uri, spec.tracking.experiment)
+        teachers = [timed_job(spec, "teacher", f"t{i}", None) for i in range(args.repeats)]
+        export = finished(spec.storage.resolved(), "t0").export_location
+        students = [timed_job(spec, "student", f"s{i}", export) for i in range(args.repeats)]
+        ray.shutdown()
+    print(f"\n{args.arch}, {args.epochs} epoch(s), 2 Train workers, 8x32x32 clips, "
+          "32 train / 8 val / 8 test clips")  # fmt: skip
+    show("teacher", teachers)
+    show("student", students)
+
+
+if __name__ == "__main__":
+    main()
