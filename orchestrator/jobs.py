@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from ray.train.torch import TorchTrainer
 from orchestrator.spec import Resources
 from trainers import export
 from trainers.config import JobConfig
-from trainers.loop import EXPORT_DIR, HISTORY_FILE, train_func
+from trainers.loop import EXPORT_DIR, HISTORY_FILE, PHASES_FILE, train_func
 from trainers.storage import join, local_copy, newest_holding
 
 
@@ -56,7 +57,12 @@ def trainer(
     name: str,
     callbacks: list | None = None,
 ) -> TorchTrainer:
-    """A TorchTrainer that resumes by itself when (storage, name) already holds a run."""
+    """A TorchTrainer that resumes by itself when (storage, name) already holds a run.
+
+    Its controller checks the workers every 0.5 s rather than Ray's 2 s: each state change
+    (started, finished) waits for a check, and the end of a job took ~3 s longer
+    (bench/job_overhead.py). Train passes the setting from here to controller and workers."""
+    os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.5")
     return TorchTrainer(
         train_func,
         train_loop_config=job.model_dump(mode="json"),
@@ -92,6 +98,8 @@ def finished(storage: str, name: str) -> JobResult | None:
     local = local_copy(checkpoint)
     history = json.loads((local / HISTORY_FILE).read_text())
     metrics = export.read_meta(local / EXPORT_DIR)["metrics"]
+    if (local / PHASES_FILE).is_file():  # jobs of older dlkdd versions have none
+        metrics |= json.loads((local / PHASES_FILE).read_text())
     return JobResult(name, history, metrics, local / EXPORT_DIR, join(checkpoint, EXPORT_DIR))
 
 

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import json
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import mlflow
+import numpy as np
+import torch
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from orchestrator.compare import parent_run
 from orchestrator.tracking import STUDENT_ROLES
+from trainers import export
 
 ALIAS = "champion"
+MODEL_TAG = "dlkdd.mlflow_model"  # set once the run's MLflow model is logged
 LINEAGE = ("dlkdd.enhancement", "dlkdd.temperature", "dlkdd.alpha", "dlkdd.teacher_run",
            "dlkdd.teacher_fingerprint", "dlkdd.sweep", "dlkdd.control")  # fmt: skip
 
@@ -89,9 +96,50 @@ def _version_of(client: MlflowClient, name: str, run_id: str) -> str | None:
 
 
 def _register(client: MlflowClient, name: str, run, metric: str) -> str:
+    ensure_model(client, run)
     version = mlflow.register_model(f"runs:/{run.info.run_id}/model", name).version
     for key in LINEAGE:
         if key in run.data.tags:
             client.set_model_version_tag(name, version, key, run.data.tags[key])
     client.set_model_version_tag(name, version, f"dlkdd.{metric}", str(run.data.metrics[metric]))
     return version
+
+
+def ensure_model(client: MlflowClient, run) -> None:
+    """Logs a student's MLflow model when it is first registered, from the export its run
+    holds: a sweep does not spend the ~6 s per student (bench/job_overhead.py) on models
+    only a champion candidate needs, and any student with an export can be promoted."""
+    if run.data.tags.get(MODEL_TAG):
+        return
+    with tempfile.TemporaryDirectory() as d:
+        local = mlflow.artifacts.download_artifacts(
+            run_id=run.info.run_id, artifact_path="export", dst_path=d
+        )
+        log_pytorch_model(run.info.run_id, Path(local))
+    client.set_tag(run.info.run_id, MODEL_TAG, "model")
+    # logging reopened the finished run; it keeps the end time of its training
+    client.set_terminated(run.info.run_id, run.info.status, end_time=run.info.end_time)
+
+
+def log_pytorch_model(run_id: str, export_dir: Path) -> None:
+    """The student as an MLflow PyTorch model (loads with mlflow.pytorch.load_model); the
+    clip spec and class names ride along as model metadata for `dlkdd predict`.
+
+    Saved as a torch.export program ("pt2"): loading needs neither this package nor pickle.
+    The example holds two clips so the batch dimension stays dynamic (one would pin it to 1,
+    and multi-view prediction batches views), and the requirement is given so MLflow does
+    not spend seconds inferring it on the driver."""
+    model, meta = export.load(export_dir)
+    clip = meta["clip"]
+    example = np.zeros(
+        (2, 3, clip["num_frames"], clip["crop_size"], clip["crop_size"]), dtype=np.float32
+    )
+    with mlflow.start_run(run_id=run_id, nested=True):
+        mlflow.pytorch.log_model(
+            model,
+            name="model",
+            input_example=example,
+            serialization_format="pt2",
+            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
+            metadata={"dlkdd": json.dumps(meta)},
+        )

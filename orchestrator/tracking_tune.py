@@ -4,14 +4,10 @@ It runs in the driver (where Tune's controller lives), so MLflow has a single wr
 
 from __future__ import annotations
 
-import json
 import math
 import time
-from pathlib import Path
 
 import mlflow
-import numpy as np
-import torch
 from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 from ray import tune
@@ -19,7 +15,6 @@ from ray import tune
 from orchestrator import jobs, tracking
 from orchestrator.progress import console
 from orchestrator.spec import Spec
-from trainers import export
 
 FLUSH_WAIT_S = 600  # how long the end of a sweep waits for an unreachable MLflow
 LOGGED_PREFIXES = ("train_", "val_", "test_", "best_", "lr", "bad_clips", "epoch_seconds", "job_")
@@ -169,33 +164,8 @@ class StudentTracker(tune.Callback):
         if done is not None:
             self.client.set_tag(run_id, "dlkdd.export_dir", done.export_location)
             self.client.log_artifacts(run_id, str(done.export_dir), "export")
-            log_pytorch_model(run_id, done.export_dir)
         self.client.set_terminated(run_id, "FINISHED")
         self.logged.add(trial_id)
 
     def _error(self, trial_id: str, config: dict) -> None:
         self.client.set_terminated(self.run_id(trial_id, config), "FAILED")
-
-
-def log_pytorch_model(run_id: str, export_dir: Path) -> None:
-    """The student as an MLflow PyTorch model (loads with mlflow.pytorch.load_model); the
-    clip spec and class names ride along as model metadata for `dlkdd predict`.
-
-    Saved as a torch.export program ("pt2"): loading needs neither this package nor pickle.
-    The example holds two clips so the batch dimension stays dynamic (one would pin it to 1,
-    and multi-view prediction batches views), and the requirement is given so MLflow does
-    not spend seconds inferring it on the driver."""
-    model, meta = export.load(export_dir)
-    clip = meta["clip"]
-    example = np.zeros(
-        (2, 3, clip["num_frames"], clip["crop_size"], clip["crop_size"]), dtype=np.float32
-    )
-    with mlflow.start_run(run_id=run_id, nested=True):
-        mlflow.pytorch.log_model(
-            model,
-            name="model",
-            input_example=example,
-            serialization_format="pt2",
-            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
-            metadata={"dlkdd": json.dumps(meta)},
-        )

@@ -33,6 +33,7 @@ from trainers.preprocess import model_input, to_unit
 
 STATE_FILE, BEST_FILE, EXPORT_DIR = "state.json", "best_model.pt", "export"
 HISTORY_FILE = "history.json"  # every epoch's metrics, kept across resumes
+PHASES_FILE = "phases.json"  # rank 0's Stopwatch: where the job's time went
 DS_TAG = "deepspeed"  # not "latest": DeepSpeed writes a file of that name beside the tag
 
 
@@ -234,7 +235,8 @@ def _finish(
             meta = _meta(job, classes, metrics)
             export.export(Path(d) / EXPORT_DIR, best_state, meta, _curve_weights_file(job))
             (Path(d) / HISTORY_FILE).write_text(json.dumps(state["history"]))
-        watch.lap("export")
+            watch.lap("export")
+            (Path(d) / PHASES_FILE).write_text(json.dumps(watch.metrics()))
         metrics.update(watch.metrics())
         ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(d))
 
