@@ -103,7 +103,8 @@ def job_params(job: JobConfig, enhancement: str) -> dict[str, str]:
     if job.role == "student":
         top |= {"temperature": job.distill.temperature, "alpha": job.distill.alpha}
     settings = flatten(job.model_dump(mode="json", exclude=unused))
-    return {k: str(v) for k, v in top.items()} | {k: v[:500] for k, v in settings.items()}
+    # top-level names win: the job's own `role` says student for the control too
+    return {k: v[:500] for k, v in settings.items()} | {k: str(v) for k, v in top.items()}
 
 
 @contextmanager

@@ -57,6 +57,7 @@ def test_every_run_carries_its_recipe_and_no_unused_settings(sweep_run, teacher_
     """Students carry their full recipe (not only T, alpha, enhancement) under the same keys
     as a CLI-trained job; a teacher logs no distill.* and a student no enhancement.*."""
     spec, parent, _ = sweep_run
+    mlflow.set_tracking_uri(spec.tracking.uri)  # teacher_run's CLI may have pointed elsewhere
     [teacher, *_] = children(parent, "teacher")
     cli = mlflow.MlflowClient(f"sqlite:///{teacher_run[0].parent / 'mlflow.db'}")
     experiment = cli.get_experiment_by_name("dlkdd").experiment_id

@@ -32,7 +32,9 @@ def test_same_spec_same_optuna_suggestions(synth_root: Path) -> None:
     assert suggestions(synth_root, seed=4)[1:] != first[1:]
 
 
-def test_a_restored_student_tracker_writes_to_the_resuming_drivers_mlflow(tmp_path) -> None:
+def test_a_restored_student_tracker_writes_to_the_resuming_drivers_mlflow(
+    synth_root: Path, tmp_path: Path
+) -> None:
     """`sweep --resume --tracking-uri NEW`: Tune unpickles the tracker; it must write to
     NEW, where the resuming driver connected, not to the URI of the first driver."""
     import pickle
@@ -43,7 +45,8 @@ def test_a_restored_student_tracker_writes_to_the_resuming_drivers_mlflow(tmp_pa
     from orchestrator.tracking_tune import StudentTracker
 
     old = tracking.connect(f"sqlite:///{tmp_path / 'old.db'}", "e")
-    restored = pickle.loads(pickle.dumps(StudentTracker(old, "parent", "s", {}, str(tmp_path))))
+    spec = parse_spec(small_spec(synth_root, tmp_path, sweep=SWEEP))
+    restored = pickle.loads(pickle.dumps(StudentTracker(old, "parent", spec, {})))
     new_uri = f"sqlite:///{tmp_path / 'new.db'}"
     new = tracking.connect(new_uri, "e")
     with mlflow.start_run() as parent:
