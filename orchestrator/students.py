@@ -113,8 +113,10 @@ def tuner(
             name=tune_name,
             storage_path=spec.storage.resolved(),
             callbacks=[tracker],
-            # A trial whose node is lost restarts; its Train run resumes from its checkpoint.
-            failure_config=tune.FailureConfig(max_failures=spec.resources.max_failures),
+            # A trial whose actor dies outside its training code (a lost node; once in CI, a
+            # killed driver's clean-up racing `--resume`) restarts, at least once; its Train
+            # run resumes from its checkpoint.
+            failure_config=tune.FailureConfig(max_failures=max(spec.resources.max_failures, 1)),
             verbose=1,
         ),
     )
