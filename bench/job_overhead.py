@@ -23,29 +23,14 @@ import mlflow
 import ray
 from ray.train import RunConfig
 from ray.train.torch import TorchTrainer
+from tiny_study import tiny_data, tiny_spec
 
 from orchestrator import tracking
 from orchestrator.jobs import JobResult, finished, run_job, scaling
 from orchestrator.registry import ensure_model
-from orchestrator.spec import Spec, parse_spec
-from trainers.data.synth import SynthConfig, synthesize
+from orchestrator.spec import Spec
 
 PHASES = ("data", "engine", "epochs", "checkpoints", "test", "export")
-
-
-def bench_spec(data: Path, work: Path, arch: str, epochs: int) -> Spec:
-    optim = {"epochs": epochs, "batch_size": 8, "lr": 0.003, "warmup_epochs": 0.5}
-    role = {"model": {"arch": arch}, "optim": optim}
-    return parse_spec({
-        "name": "overhead",
-        "dataset": {"format": "csv", "root": str(data), "num_workers": 0},
-        "clip": {"num_frames": 8, "stride": 2, "crop_size": 32, "test_windows": 2},
-        "teacher": role,
-        "student": role,
-        "resources": {"num_workers": 2, "cpus_per_worker": 1, "max_failures": 0},
-        "storage": {"path": str(work / "runs")},
-        "tracking": {"uri": f"sqlite:///{work / 'mlflow.db'}"},
-    })  # fmt: skip
 
 
 def timed_job(spec: Spec, role: str, name: str, teacher: str | None) -> dict[str, float]:
@@ -109,9 +94,8 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         data, work = Path(tmp) / "data", Path(tmp) / "work"
-        synthesize(data, SynthConfig(num_classes=4, train_per_class=8, val_per_class=2,
-                                     test_per_class=2, frames=16, size=64, seed=1))  # fmt: skip
-        spec = bench_spec(data, work, args.arch, args.epochs)
+        tiny_data(data, per_class=8)
+        spec = tiny_spec(data, work, "overhead", args.epochs, args.arch)
         ray.init(num_cpus=3, include_dashboard=True, logging_level="WARNING")
         tracking.connect(spec.tracking.uri, spec.tracking.experiment)
         teachers = [timed_job(spec, "teacher", f"t{i}", None) for i in range(args.repeats)]

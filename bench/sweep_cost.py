@@ -18,31 +18,20 @@ from pathlib import Path
 
 import ray
 from ray import tune
+from tiny_study import tiny_data, tiny_spec
 
 from orchestrator import jobs
 from orchestrator.search import control_point, tune_space
-from orchestrator.spec import Spec, parse_spec
+from orchestrator.spec import Spec
 from orchestrator.sweep import run_sweep
-from trainers.data.synth import SynthConfig, synthesize
 
 
 def bench_spec(data: Path, work: Path, samples: int, epochs: int) -> Spec:
-    optim = {"epochs": epochs, "batch_size": 8, "lr": 0.003, "warmup_epochs": 0.5}
-    role = {"model": {"arch": "tiny"}, "optim": optim}
-    return parse_spec({
-        "name": "cost",
-        "dataset": {"format": "csv", "root": str(data), "num_workers": 0},
-        "clip": {"num_frames": 8, "stride": 2, "crop_size": 32, "test_windows": 2},
-        "teacher": role,
-        "student": role,
-        "resources": {"num_workers": 2, "cpus_per_worker": 1, "max_failures": 0},
-        "storage": {"path": str(work / "runs")},
-        "tracking": {"uri": f"sqlite:///{work / 'mlflow.db'}"},
-        "sweep": {"enhancements": ["gic", "he"], "num_samples": samples,
-                  "temperature": {"type": "loguniform", "low": 1, "high": 10},
-                  "alpha": {"type": "uniform", "low": 0.1, "high": 0.9},
-                  "scheduler": {"type": "fifo"}},
-    })  # fmt: skip
+    sweep = {"enhancements": ["gic", "he"], "num_samples": samples,
+             "temperature": {"type": "loguniform", "low": 1, "high": 10},
+             "alpha": {"type": "uniform", "low": 0.1, "high": 0.9},
+             "scheduler": {"type": "fifo"}}  # fmt: skip
+    return tiny_spec(data, work, "cost", epochs, sweep=sweep)
 
 
 def job_costs(storage: str, prefix: str, workers: int) -> dict[str, float]:
@@ -124,8 +113,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         data, work = Path(tmp) / "data", Path(tmp) / "work"
-        synthesize(data, SynthConfig(num_classes=4, train_per_class=16, val_per_class=4,
-                                     test_per_class=4, frames=16, size=64, seed=1))  # fmt: skip
+        tiny_data(data, per_class=16)
         spec = bench_spec(data, work, args.samples, args.epochs)
         # With the dashboard, as dlkdd runs: Train's placement-group cleaner needs its State API.
         ray.init(num_cpus=args.cpus, include_dashboard=True, logging_level="WARNING")
