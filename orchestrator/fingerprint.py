@@ -23,15 +23,17 @@ from trainers.storage import filesystem
 SPEED_ONLY = {"compile", "channels_last"}
 
 
-def teacher_fingerprint(job: JobConfig, resources: Resources) -> str:
-    """Data content, weights digests, clip/model/optimisation settings, global batch,
-    precision, enhancement, seed, version. Loader processes, names and tracking do not
-    change the teacher (clip randomness is a function of seed, epoch and index)."""
+def teacher_fingerprint(job: JobConfig, resources: Resources, data: str) -> str:
+    """Data content (`data`: data_digest of the job's dataset and seed, read once by a
+    caller fingerprinting several teachers), weights digests, clip/model/optimisation
+    settings, global batch, precision, enhancement, seed, version. Loader processes, names
+    and tracking do not change the teacher (clip randomness is a function of seed, epoch
+    and index)."""
     optim = job.optim.model_dump(mode="json")
     optim["precision"] = resolved_precision(job.optim.precision, resources)
     enhancement = {k: v for k, v in job.enhancement.params().items() if k != "weights"}
     identity = {
-        "data": data_digest(job.dataset, job.seed),
+        "data": data,
         "weights": {
             "pretrained": file_digest(job.model.pretrained),
             "enhancement": file_digest(job.enhancement.weights()),

@@ -97,7 +97,8 @@ def find_finished(fingerprint: str, experiment_id: str) -> tuple[str, str] | Non
 def ensure_teachers(spec: Spec, experiment_id: str, parent_run_id: str) -> dict[str, Teacher]:
     """Every enhancement of the sweep mapped to a finished teacher, training only missing ones."""
     jobs = {e: teacher_job(spec, e) for e in spec.sweep.enhancements}
-    prints = {e: teacher_fingerprint(j, spec.resources) for e, j in jobs.items()}
+    data = data_digest(spec.dataset, spec.seed)  # lists and video sizes: read once
+    prints = {e: teacher_fingerprint(j, spec.resources, data) for e, j in jobs.items()}
     teachers: dict[str, Teacher] = {}
     for enhancement, fp in prints.items():
         if found := find_finished(fp, experiment_id):

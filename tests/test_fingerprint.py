@@ -17,7 +17,8 @@ from trainers.enhance import curves, zero_dce
 def fingerprint(root: Path, work: Path, method: str = "gic", **overrides) -> str:
     """The fingerprint of the `method` teacher of a small spec with `overrides`."""
     spec: Spec = parse_spec(small_spec(root, work, **overrides))
-    return teacher_fingerprint(spec.job("teacher", method), spec.resources)
+    job = spec.job("teacher", method)
+    return teacher_fingerprint(job, spec.resources, data_digest(job.dataset, job.seed))
 
 
 @pytest.fixture()
