@@ -3,6 +3,7 @@ through pyarrow exactly as s3:// is), and Zero-DCE weights a sweep keeps there."
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -101,7 +102,12 @@ def test_zero_dce_weights_are_trained_once_into_storage(
     assert location.startswith(spec.storage.path) and storage.is_file(location)
     zero_dce.load(storage.local_file(location))  # a real DCENet state_dict
     stamp = (tmp_path / "runs" / "zero_dce").stat().st_mtime_ns
-    tasks = list_tasks(filters=[("func_or_class_name", "=", "_train_curves")], detail=True)
-    assert any(t.state == "FINISHED" for t in tasks)
+    # task events reach the State API about a second after the task ends
+    deadline, finished = time.monotonic() + 30, False
+    while not finished and time.monotonic() < deadline:
+        tasks = list_tasks(filters=[("func_or_class_name", "=", "_train_curves")], detail=True)
+        finished = any(t.state == "FINISHED" for t in tasks)
+        time.sleep(0.5)
+    assert finished
     assert curve_weights(spec) == location  # reused, not retrained
     assert (tmp_path / "runs" / "zero_dce").stat().st_mtime_ns == stamp
