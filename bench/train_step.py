@@ -4,8 +4,10 @@ teacher's overhead, measured side by side in one run (one process, world size 1)
 * full step: DataLoader (decode, sample, crop) -> device -> enhance -> normalise ->
   forward/backward -> DeepSpeed step, i.e. trainers.loop.train_step fed by the real loader;
 * bare: forward/backward of the same model on a batch already on the device;
-* the student's step with its frozen teacher (enhanced input, KD loss) vs plain CE, both on
-  in-memory uint8 batches through train_step, so the difference is the teacher alone.
+* the student's step with its soft targets vs plain CE, on in-memory uint8 batches through
+  train_step, so the difference is the teacher alone: `online` runs the frozen teacher
+  (enhancement + forward) on every batch, `store` reads its logits by (epoch, index), as
+  students of a sweep do; for teachers on gic, zero_dce and zero_dce_pp input.
 
 On CUDA it also sweeps bf16 x channels_last_3d x torch.compile and reports TFLOP/s
 (FLOPs counted once with torch.utils.flop_counter on one forward/backward).
@@ -32,8 +34,10 @@ from trainers.config import ClipConfig, DatasetConfig, JobConfig, OptimConfig
 from trainers.data.clips import ClipDataset
 from trainers.data.manifests import load_splits
 from trainers.data.synth import SynthConfig, synthesize
+from trainers.enhance.curves import CurveEnhancer
 from trainers.loop import train_step
 from trainers.preprocess import normalise
+from trainers.soft_targets import OnlineTeacher, StoredTeacher
 
 from timing import per_second
 
@@ -77,10 +81,44 @@ def bare_step(model, x: torch.Tensor, labels: torch.Tensor, batches: int) -> flo
     return per_second(step, batches, len(x), x.device)
 
 
-def memory_step(job, engine, forward, clips, labels, dtype, teacher=None, t_enh=None):
+def memory_step(job, engine, clips, labels, dtype, teacher=None):
     """train_step on one uint8 batch held in memory (no loader), on original video: plain
-    CE when job's alpha is 0 (a teacher job), KD with the frozen teacher otherwise."""
-    return lambda _: train_step(engine, forward, clips, labels, job, dtype, None, teacher, t_enh)
+    CE when job's alpha is 0 (a teacher job), KD with `teacher`'s soft targets otherwise."""
+    keys = torch.stack([torch.zeros(len(labels), dtype=torch.long), torch.arange(len(labels))], 1)
+    return lambda _: train_step(engine, engine, clips, labels, job, dtype, None, teacher, keys)
+
+
+def teacher_enhancer(name: str) -> torch.nn.Module:
+    """The teacher's input enhancement; learned ones with untrained weights (same cost)."""
+    if name in enhance.CURVE_NETS:
+        return CurveEnhancer(enhance.CURVE_NETS[name]())
+    return enhance.build(name)
+
+
+def soft_target_ratios(args, student_job, teacher_job, clips, labels, device) -> None:
+    """store/CE and online/CE step ratios, per teacher input, measured side by side."""
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    engine = engine_for(student_job, device, dtype == torch.bfloat16, False)
+    model = models.build(args.arch, NUM_CLASSES).to(device, dtype).eval().requires_grad_(False)
+    ce = per_second(memory_step(teacher_job, engine, clips, labels, dtype), args.batches,
+                    args.batch, device)  # fmt: skip
+    for name in args.teachers:
+        online = OnlineTeacher(model, teacher_enhancer(name).to(device), student_job.clip, dtype)
+        unit = clips.to(device).float() / 255
+        stored = StoredTeacher(online(unit, None).unsqueeze(0))  # epoch 0, these clips
+        rates = {
+            kind: per_second(
+                memory_step(student_job, engine, clips, labels, dtype, teacher),
+                args.batches,
+                args.batch,
+                device,
+            )  # fmt: skip
+            for kind, teacher in (("online", online), ("store", stored))
+        }
+        print(f"student step ({name} teacher), in-memory batches: plain CE {ce:.1f} clips/s, "
+              f"online {rates['online']:.1f}, store {rates['store']:.1f}")  # fmt: skip
+        for kind in ("store", "online"):
+            print(f"{kind}/CE step ratio ({name}): {ce / rates[kind]:.3f}")
 
 
 def step_flops(model, x: torch.Tensor, labels: torch.Tensor) -> int:
@@ -100,6 +138,8 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=20)
     parser.add_argument("--loader-workers", type=int, default=2)
     parser.add_argument("--enhancement", default="gic")
+    parser.add_argument("--teachers", nargs="+", default=["gic", "zero_dce", "zero_dce_pp"],
+                        help="Teacher inputs of the soft-target comparison.")  # fmt: skip
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     init_single_process(device)
@@ -154,17 +194,7 @@ def main() -> None:
             print(f"{bf16!s:>5} {channels_last!s:>7} {compile_!s:>7} {full:12.1f} "
                   f"{bare:12.1f} {full / bare:10.2f} {tflops:8.2f}")  # fmt: skip
 
-        dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-        engine = engine_for(student_job, device, dtype == torch.bfloat16, False)
-        teacher = models.build(args.arch, NUM_CLASSES).to(device, dtype).eval()
-        teacher.requires_grad_(False)
-        ce_step = memory_step(teacher_job, engine, engine, clips, labels, dtype)
-        kd_step = memory_step(student_job, engine, engine, clips, labels, dtype, teacher, enhancer)
-        ce = per_second(ce_step, args.batches, args.batch, device)
-        kd = per_second(kd_step, args.batches, args.batch, device)
-        print(f"student step, in-memory batches: plain CE {ce:.1f} clips/s, with online "
-              f"teacher ({args.enhancement}) {kd:.1f} clips/s, teacher overhead "
-              f"{ce / kd - 1:.0%}")  # fmt: skip
+        soft_target_ratios(args, student_job, teacher_job, clips, labels, device)
 
 
 if __name__ == "__main__":

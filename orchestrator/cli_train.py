@@ -13,6 +13,7 @@ from orchestrator.fingerprint import data_digest, teacher_fingerprint
 from orchestrator.jobs import JobResult, run_job
 from orchestrator.progress import console
 from orchestrator.spec import Spec
+from orchestrator.stores import ensure_store
 from orchestrator.teachers import teacher_name
 from trainers.config import CURVE_WEIGHTS, JobConfig
 from trainers.export import read_meta
@@ -41,6 +42,11 @@ def run_tracked(spec: Spec, job: JobConfig, name: str, tags: dict[str, str]) -> 
     except tracking.TrackingError as err:
         raise fail(str(err)) from None
     console.print(cluster.connect())
+    if job.role == "student" and job.distill.alpha > 0 and job.distill.soft_targets == "store":
+        with console.status("soft targets: the teacher's logits for every epoch's clips"):
+            store = ensure_store(job, spec.resources, spec.storage.resolved())
+        console.print(f"soft targets: {store}", soft_wrap=True)
+        job = job.model_copy(update={"soft_target_store": store})
     try:
         with tracking.job_run(name, job, tags) as run:
             console.print(f"[bold]{name}[/bold]: MLflow run {run.info.run_id}")

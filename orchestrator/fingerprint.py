@@ -15,9 +15,10 @@ from importlib.metadata import version
 from pathlib import Path
 
 from orchestrator.spec import Resources
-from trainers.config import DatasetConfig, JobConfig
+from trainers.config import CURVE_WEIGHTS, DatasetConfig, JobConfig
 from trainers.data.manifests import load_splits
-from trainers.storage import filesystem
+from trainers.export import MODEL_FILE, read_meta
+from trainers.storage import filesystem, join, local_copy
 
 # model options that change speed, not the weights learned
 SPEED_ONLY = {"compile", "channels_last"}
@@ -45,6 +46,33 @@ def teacher_fingerprint(job: JobConfig, resources: Resources, data: str) -> str:
         "enhancement": {"name": job.enhancement.name, **enhancement},
         "deepspeed": job.deepspeed,
         "seed": job.seed,
+        "dlkdd": version("dlkdd"),
+    }
+    return _digest(identity)[:16]
+
+
+def soft_target_key(job: JobConfig, resources: Resources) -> str:
+    """What a student's stored soft targets depend on: its teacher (weights, input
+    enhancement and its weights, as exported), the training clips it will see (train split
+    content, seed, clip settings) and the dtype its teacher runs in; not the student's
+    own settings, so every student of a teacher shares one store."""
+    meta = read_meta(local_copy(job.teacher_dir))
+    enhancement = meta["input_enhancement"]
+    identity = {
+        "teacher": {
+            "model": file_digest(join(job.teacher_dir, MODEL_FILE)),
+            "arch": meta["arch"],
+            "classes": meta["classes"],
+            "enhancement": enhancement,
+            "enhancement_weights": file_digest(join(job.teacher_dir, f"{enhancement['name']}.pt"))
+            if enhancement["name"] in CURVE_WEIGHTS
+            else None,
+        },
+        "data": data_digest(job.dataset, job.seed, splits=("train",)),
+        "clip": job.clip.model_dump(mode="json"),
+        "batch": job.optim.batch_size,  # conv kernels may differ by batch size: kept exact
+        "seed": job.seed,
+        "precision": resolved_precision(job.optim.precision, resources),
         "dlkdd": version("dlkdd"),
     }
     return _digest(identity)[:16]

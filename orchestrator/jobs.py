@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import ray
 from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 
@@ -57,15 +61,29 @@ def trainer(
     name: str,
     callbacks: list | None = None,
 ) -> TorchTrainer:
-    """A TorchTrainer that resumes by itself when (storage, name) already holds a run.
+    """The teacher or student job's TorchTrainer; it resumes by itself when (storage, name)
+    already holds a run."""
+    return torch_trainer(train_func, job.model_dump(mode="json"), resources, storage, name,
+                         callbacks)  # fmt: skip
+
+
+def torch_trainer(
+    func: Callable[[dict], None],
+    config: dict[str, Any],
+    resources: Resources,
+    storage: str,
+    name: str,
+    callbacks: list | None = None,
+) -> TorchTrainer:
+    """A TorchTrainer running `func(config)` on the spec's workers.
 
     Its controller checks the workers every 0.5 s rather than Ray's 2 s: each state change
     (started, finished) waits for a check, and the end of a job took ~3 s longer
     (bench/job_overhead.py). Train passes the setting from here to controller and workers."""
     os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.5")
     return TorchTrainer(
-        train_func,
-        train_loop_config=job.model_dump(mode="json"),
+        func,
+        train_loop_config=config,
         scaling_config=scaling(resources),
         run_config=RunConfig(
             name=name,
@@ -117,3 +135,18 @@ def run_job(job: JobConfig, resources: Resources, storage: str, name: str) -> Jo
 def _first_line(err: BaseException) -> str:
     text = str(err).strip()
     return text.splitlines()[-1] if text else type(err).__name__
+
+
+def in_turn(
+    launches: dict[str, Callable[[], ray.ObjectRef]], slots: int
+) -> Iterator[tuple[str, Any, int]]:
+    """Starts remote calls, at most `slots` running at once, and yields (key, result, start
+    time in ms) as each ends: a study's teachers, then their soft-target stores."""
+    waiting, running = list(launches), {}
+    while waiting or running:
+        while waiting and len(running) < slots:
+            key = waiting.pop(0)
+            running[launches[key]()] = (key, int(time.time() * 1000))
+        [done], _ = ray.wait(list(running), num_returns=1)
+        key, started_ms = running.pop(done)
+        yield key, ray.get(done), started_ms

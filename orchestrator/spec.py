@@ -189,12 +189,13 @@ class Spec(StrictModel):
         teacher_dir: str | Path | None = None,
         temperature: float | None = None,
         alpha: float | None = None,
+        soft_target_store: str | None = None,
     ) -> JobConfig:
         """The config of one teacher or student job derived from this spec."""
         side = self.teacher if role == "teacher" else self.student
+        chosen = {"temperature": temperature, "alpha": alpha}
         distill = DistillConfig(
-            temperature=self.distill.temperature if temperature is None else temperature,
-            alpha=self.distill.alpha if alpha is None else alpha,
+            **self.distill.model_dump() | {k: v for k, v in chosen.items() if v is not None}
         )
         enh = self.enhancement.model_copy(update={"name": enhancement or self.enhancement.name})
         return JobConfig(
@@ -206,6 +207,7 @@ class Spec(StrictModel):
             optim=side.optim,
             distill=distill,
             teacher_dir=str(teacher_dir) if teacher_dir else None,
+            soft_target_store=soft_target_store,
             deepspeed=self.deepspeed,
             seed=self.seed,
         )

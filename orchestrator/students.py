@@ -41,9 +41,12 @@ class SyncedTuneReportCallback(TuneReportCallback):
             time.sleep(0.2)
 
 
-def student_trial(config: dict[str, Any], spec_json: dict, teachers: dict[str, str]) -> None:
+def student_trial(
+    config: dict[str, Any], spec_json: dict, teachers: dict[str, str], stores: dict[str, str]
+) -> None:
     """One trial: a student TorchTrainer job; its epoch reports reach Tune through the
-    callback (a return value would be one more report, so it returns nothing)."""
+    callback (a return value would be one more report, so it returns nothing). `stores`:
+    each teacher's soft-target store (none with distill.soft_targets: online)."""
     spec = Spec.model_validate(spec_json)
     trial_id = tune.get_context().get_trial_id()
     alpha, enhancement = float(config["alpha"]), config["enhancement"]
@@ -52,6 +55,7 @@ def student_trial(config: dict[str, Any], spec_json: dict, teachers: dict[str, s
         teacher_dir=teachers[enhancement] if alpha > 0 else None,
         temperature=float(config["temperature"]),
         alpha=alpha,
+        soft_target_store=stores.get(enhancement) if alpha > 0 else None,
     ).model_copy(update={"stop_key": trial_id})
     name, storage = f"{spec.name}-student-{trial_id}", spec.storage.resolved()
     if done := jobs.finished(storage, name):  # finished before a driver crash: not rerun
@@ -84,6 +88,7 @@ def scheduler(spec: Spec) -> TrialScheduler:
 def tuner(
     spec: Spec,
     teachers: dict[str, str],
+    stores: dict[str, str],
     tracker: StudentTracker,
     tune_name: str,
     resume: bool,
@@ -92,7 +97,7 @@ def tuner(
     """A fresh Tuner, or the interrupted one restored (finished trials are not rerun)."""
     stopping.flags()  # the flag board, made (and owned) by this driver
     trainable = tune.with_parameters(
-        student_trial, spec_json=spec.model_dump(mode="json"), teachers=teachers
+        student_trial, spec_json=spec.model_dump(mode="json"), teachers=teachers, stores=stores
     )
     path = f"{spec.storage.resolved()}/{tune_name}"
     if resume and tune.Tuner.can_restore(path):

@@ -11,7 +11,8 @@ import ray
 from orchestrator import cluster, students, tracking
 from orchestrator.progress import console
 from orchestrator.spec import Spec
-from orchestrator.teachers import ensure_teachers
+from orchestrator.stores import ensure_stores
+from orchestrator.teachers import Teacher, ensure_teachers
 from orchestrator.tracking_tune import StudentTracker
 
 
@@ -55,9 +56,10 @@ def run_sweep(spec: Spec, resume: bool = False) -> str:
             mlflow.log_params(tracking.flatten(spec.model_dump(mode="json", exclude=unused)))
         teachers = ensure_teachers(spec, experiment_id, parent.info.run_id)
         mlflow.set_tags({f"dlkdd.teacher.{e}": t.run_id for e, t in teachers.items()})
+        stores = soft_target_stores(spec, teachers)
         concurrency = students.max_concurrent(spec, ray.cluster_resources())
-        described = {e: {"run_id": t.run_id, "fingerprint": t.fingerprint, "export": t.export}
-                     for e, t in teachers.items()}  # fmt: skip
+        described = {e: {"run_id": t.run_id, "fingerprint": t.fingerprint, "export": t.export,
+                         "soft_targets": stores.get(e)} for e, t in teachers.items()}  # fmt: skip
         tracker = StudentTracker(experiment_id, parent.info.run_id, spec, described)
         console.print(
             f"student sweep: {spec.sweep.num_samples} trials + control, "
@@ -67,6 +69,7 @@ def run_sweep(spec: Spec, resume: bool = False) -> str:
         tuner = students.tuner(
             spec,
             {e: t.export for e, t in teachers.items()},
+            stores,
             tracker,
             tune_name,
             resume,
@@ -77,3 +80,13 @@ def run_sweep(spec: Spec, resume: bool = False) -> str:
         if errors:
             raise RuntimeError(f"{len(errors)} trial(s) failed, first: {errors[0]}")
         return parent.info.run_id
+
+
+def soft_target_stores(spec: Spec, teachers: dict[str, Teacher]) -> dict[str, str]:
+    """Each teacher's stored logits for its students (none when they run it online)."""
+    if spec.distill.soft_targets == "online":
+        return {}
+    jobs = {e: spec.job("student", teacher_dir=t.export) for e, t in teachers.items()}
+    stores = ensure_stores(jobs, spec.resources, spec.storage.resolved())
+    mlflow.set_tags({f"dlkdd.soft_targets.{e}": location for e, location in stores.items()})
+    return stores

@@ -4,8 +4,8 @@ concurrently (each a TorchTrainer job inside a zero-CPU Ray task)."""
 from __future__ import annotations
 
 import tempfile
-import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import mlflow
@@ -13,7 +13,7 @@ import ray
 
 from orchestrator import tracking
 from orchestrator.fingerprint import data_digest, teacher_fingerprint
-from orchestrator.jobs import JobResult, fitting, run_job
+from orchestrator.jobs import JobResult, fitting, in_turn, run_job
 from orchestrator.progress import console
 from orchestrator.spec import Resources, Spec
 from trainers.config import CURVE_WEIGHTS, JobConfig
@@ -111,17 +111,11 @@ def ensure_teachers(spec: Spec, experiment_id: str, parent_run_id: str) -> dict[
         )
         console.print(f"training {len(missing)} teacher(s), {slots} at a time: "
                       f"{', '.join(missing)}")  # fmt: skip
-        storage = spec.storage.resolved()
-        running: dict[ray.ObjectRef, tuple[str, int]] = {}
-        while missing or running:
-            while missing and len(running) < slots:
-                e = missing.pop(0)
-                name = teacher_name(spec, e, prints[e])
-                future = _train_remote.remote(jobs[e], spec.resources, storage, name)
-                running[future] = (e, int(time.time() * 1000))
-            [done], _ = ray.wait(list(running), num_returns=1)
-            e, started_ms = running.pop(done)
-            teachers[e] = _log_teacher(spec, e, jobs[e], prints[e], ray.get(done), parent_run_id,
+        storage, r = spec.storage.resolved(), spec.resources
+        launches = {e: partial(_train_remote.remote, jobs[e], r, storage,
+                               teacher_name(spec, e, prints[e])) for e in missing}  # fmt: skip
+        for e, result, started_ms in in_turn(launches, slots):
+            teachers[e] = _log_teacher(spec, e, jobs[e], prints[e], result, parent_run_id,
                                        started_ms)  # fmt: skip
     return teachers
 

@@ -97,7 +97,7 @@ def job_params(job: JobConfig, enhancement: str) -> dict[str, str]:
     enhancement (a student's: its teacher's input, `none` for the control) and a student's
     temperature and alpha; then the settings it ran with, flattened. Settings its role does
     not use are left out: a teacher's distill.*, a student's enhancement.*."""
-    unused = {"fail_at_epoch", "stop_key", "teacher_dir"}
+    unused = {"fail_at_epoch", "stop_key", "teacher_dir", "soft_target_store"}
     unused.add("distill" if job.role == "teacher" else "enhancement")
     top: dict[str, Any] = {"role": role(job), "seed": job.seed, "enhancement": enhancement}
     if job.role == "student":
@@ -119,6 +119,8 @@ def job_run(
     after its job ran (a sweep's teachers train concurrently, then are logged one by one)
     is dated from `started_ms`, so that MLflow shows how long the job took."""
     tags = {"dlkdd.role": role(job), **tags}
+    if job.soft_target_store:
+        tags["dlkdd.soft_targets"] = job.soft_target_store
     nested = parent_run_id is not None
     if nested and started_ms is not None:
         child = _dated_child(name, tags, parent_run_id, started_ms)

@@ -138,6 +138,8 @@ class StudentTracker(tune.Callback):
             teacher = self.teachers[config["enhancement"]]
             tags |= {"dlkdd.teacher_run": teacher["run_id"],
                      "dlkdd.teacher_fingerprint": teacher["fingerprint"]}  # fmt: skip
+            if teacher.get("soft_targets"):
+                tags["dlkdd.soft_targets"] = teacher["soft_targets"]
         name = "control (alpha=0)" if alpha == 0 else (
             f"student {enhancement} T={temperature:.3g} a={alpha:.3g}"
         )  # fmt: skip

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -37,6 +39,25 @@ def corrupt_video(tmp_path: Path) -> Path:
 def train_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An easy set for real training runs: 4 motions, 16 clips each to train."""
     return dark_dataset(tmp_path_factory, "train_data", per_class=16, seed=1)
+
+
+@pytest.fixture(scope="module")
+def process_group() -> Iterator[None]:
+    """DeepSpeed in the test process (world size 1 over gloo) needs a process group and the
+    launcher's LOCAL_RANK; the environment is restored afterwards."""
+    import torch.distributed as dist
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": "0",
+           "WORLD_SIZE": "1", "LOCAL_RANK": "0"}  # fmt: skip
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in env.items():
+            mp.setenv(key, value)
+        dist.init_process_group("gloo")
+        yield
+        dist.destroy_process_group()
 
 
 @pytest.fixture(scope="session")

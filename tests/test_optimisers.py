@@ -4,19 +4,17 @@ schedule and DeepSpeed config the worker loop builds: two real steps of a DeepSp
 
 from __future__ import annotations
 
-import socket
-from collections.abc import Iterator
-
 import deepspeed
 import pytest
 import torch
-import torch.distributed as dist
 import yaml
 
 import search_spaces
 from trainers import models, schedule
 from trainers.config import OptimConfig
 from trainers.loop import fp32_state
+
+pytestmark = pytest.mark.usefixtures("process_group")
 
 NUM_CLASSES = 4
 STEPS = 2
@@ -40,23 +38,6 @@ def grid_optims() -> list:
         for name in ("adamw", "sgd")
         for stage in (0, 1, 2)
     ]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def process_group() -> Iterator[None]:
-    """DeepSpeed needs a process group even alone (world size 1 over gloo) and the launcher's
-    LOCAL_RANK; the environment is restored afterwards."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": "0",
-           "WORLD_SIZE": "1", "LOCAL_RANK": "0"}  # fmt: skip
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in env.items():
-            mp.setenv(key, value)
-        dist.init_process_group("gloo")
-        yield
-        dist.destroy_process_group()
 
 
 def parameters(module: torch.nn.Module) -> list[torch.Tensor]:

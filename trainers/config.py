@@ -138,6 +138,12 @@ class RoleConfig(StrictModel):
 class DistillConfig(StrictModel):
     temperature: float = Field(4.0, gt=0)
     alpha: float = Field(0.5, ge=0, le=1)
+    soft_targets: Literal["store", "online"] = Field(
+        "store",
+        description="store: the teacher's logits for every (epoch, clip) are computed once "
+        "(per teacher, data seed and clip settings, reused by later sweeps) and students "
+        "read them; online: every student runs its teacher on each batch.",
+    )
 
 
 class JobConfig(StrictModel):
@@ -152,6 +158,9 @@ class JobConfig(StrictModel):
     distill: DistillConfig = Field(default_factory=DistillConfig)
     teacher_dir: str | None = Field(
         None, description="Exported teacher (student role): a path or a storage URI."
+    )
+    soft_target_store: str | None = Field(
+        None, description="The teacher's stored logits (student, distill.soft_targets=store)."
     )
     deepspeed: dict[str, Any] = Field(default_factory=dict)
     seed: int = 0

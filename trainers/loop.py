@@ -22,9 +22,9 @@ from deepspeed.utils import safe_get_full_fp32_param
 from torch._utils import _unflatten_dense_tensors
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
-from trainers import enhance, export, models, schedule, stopping, storage
+from trainers import enhance, export, models, schedule, soft_targets, stopping, storage
 from trainers.config import CURVE_WEIGHTS, JobConfig
-from trainers.data.clips import ClipDataset
+from trainers.data.clips import ClipDataset, KeyedClips
 from trainers.data.epoch_sampler import EpochSampler
 from trainers.data.manifests import load_splits
 from trainers.distill import kd_loss
@@ -49,7 +49,7 @@ def train_func(config: dict[str, Any]) -> None:
     classes = splits["train"].classes
     train_set = ClipDataset(splits["train"].items, job.clip, "train", job.seed)
     sampler = EpochSampler(DistributedSampler(train_set, world, rank, shuffle=True, seed=job.seed))
-    train_loader = _loader(train_set, job, sampler=sampler, drop_last=True)
+    train_loader = _loader(KeyedClips(train_set), job, sampler=sampler, drop_last=True)
     val_loader = _loader(
         _shard(ClipDataset(splits["val"].items, job.clip, "val"), rank, world), job
     )
@@ -60,7 +60,8 @@ def train_func(config: dict[str, Any]) -> None:
     model = models.build(job.model.arch, len(classes), job.model.pretrained).to(device)
     if job.model.channels_last:
         model = models.channels_last_inputs(model)
-    student_enhancer, teacher, teacher_enhancer = _inputs(job, device, dtype)
+    enhancer = _enhancer(job, device)  # a teacher's; a student sees original video
+    teacher = soft_targets.teacher_for(job, train_set, device, dtype)
 
     steps_per_epoch = max(len(train_loader) // job.optim.grad_accum, 1)
     opt = schedule.optimiser(model, job.optim)
@@ -92,18 +93,15 @@ def train_func(config: dict[str, Any]) -> None:
         sampler.set_epoch(epoch)  # shuffle and augmentation: the loader's workers get it too
         engine.train()
         loss_sum = torch.zeros(3, dtype=torch.float64, device=device)  # loss, clips, bad
-        for clips, labels, skipped in train_loader:
-            loss = train_step(
-                engine, forward, clips, labels, job, dtype, student_enhancer, teacher,
-                teacher_enhancer,
-            )  # fmt: skip
+        for clips, labels, skipped, keys in train_loader:
+            loss = train_step(engine, forward, clips, labels, job, dtype, enhancer, teacher, keys)
             loss_sum += torch.tensor(
                 [loss.item() * len(labels), len(labels), int(skipped.sum())], device=device
             ).to(loss_sum)
         _all_reduce(loss_sum)
         _check_bad_share(loss_sum, job.dataset.max_bad_fraction)
 
-        metrics = _evaluate(engine, val_loader, student_enhancer, job, len(classes), "val", dtype)
+        metrics = _evaluate(engine, val_loader, enhancer, job, len(classes), "val", dtype)
         watch.lap("epochs")
         elapsed = time.perf_counter() - started
         metrics.update(
@@ -129,7 +127,7 @@ def train_func(config: dict[str, Any]) -> None:
             _log(rank, f"[{job.role}] stopped early by the scheduler after epoch {epoch + 1}")
             break
 
-    _finish(job, engine, best_state, student_enhancer, classes, splits, rank, world, dtype, state,
+    _finish(job, engine, best_state, enhancer, classes, splits, rank, world, dtype, state,
             watch)  # fmt: skip
 
 
@@ -161,19 +159,15 @@ def train_step(
     job: JobConfig,
     dtype: torch.dtype,
     enhancer: torch.nn.Module | None = None,
-    teacher: torch.nn.Module | None = None,
-    teacher_enhancer: torch.nn.Module | None = None,
+    teacher: soft_targets.Teacher | None = None,
+    keys: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """One micro-step on a uint8 batch: to the device, enhance, normalise, forward (and the
-    frozen teacher's forward on the same clip, enhanced its way), KD loss, backward, step.
-    Public so that bench/train_step.py times exactly this."""
+    """One micro-step on a uint8 batch: to the device, enhance, normalise, forward, the
+    teacher's logits for the same clips (`keys`: their (epoch, index)), KD loss, backward,
+    step. Public so that bench/train_step.py times exactly this."""
     unit, labels = to_unit(clips, engine.device), labels.to(engine.device)
-    mean, std = job.clip.mean, job.clip.std
-    teacher_logits = None
-    if teacher is not None:
-        with torch.no_grad():
-            teacher_logits = teacher(model_input(unit, teacher_enhancer, mean, std, dtype))
-    x = model_input(unit, enhancer, mean, std, dtype)
+    teacher_logits = teacher(unit, keys) if teacher is not None else None
+    x = model_input(unit, enhancer, job.clip.mean, job.clip.std, dtype)
     alpha = job.distill.alpha if job.role == "student" else 0.0
     loss = kd_loss(forward(x), teacher_logits, labels, job.distill.temperature, alpha)
     engine.backward(loss)
@@ -266,22 +260,13 @@ def _curve_weights_file(job: JobConfig) -> Path | None:
     return storage.local_file(weights)
 
 
-def _inputs(job: JobConfig, device: torch.device, dtype: torch.dtype):
-    """(enhancer of the trained model's input, frozen teacher, teacher's input enhancer).
-
-    A teacher learns on enhanced video; a student on original video while its teacher sees
-    the same clip enhanced the way the teacher was trained (read from the teacher's export)."""
-    if job.role == "teacher":
-        e = job.enhancement
-        enhancer = enhance.build(e.name, e.gamma, _curve_weights_file(job), e.scale)
-        return enhancer.to(device), None, None
-    if job.distill.alpha == 0:
-        return None, None, None
-    teacher_dir = storage.local_copy(job.teacher_dir)  # downloaded when it is a URI
-    teacher, meta = export.load(teacher_dir)
-    teacher = teacher.to(device=device, dtype=dtype).requires_grad_(False)
-    teacher_enhancer = export.input_enhancer(teacher_dir, meta)
-    return None, teacher, teacher_enhancer.to(device) if teacher_enhancer else None
+def _enhancer(job: JobConfig, device: torch.device) -> torch.nn.Module | None:
+    """A teacher learns on enhanced video, a student on original video (its teacher's
+    enhancement is the teacher's business: `soft_targets`)."""
+    if job.role != "teacher":
+        return None
+    e = job.enhancement
+    return enhance.build(e.name, e.gamma, _curve_weights_file(job), e.scale).to(device)
 
 
 @torch.no_grad()

@@ -34,16 +34,18 @@ def is_file(location: str) -> bool:
     return fs.get_file_info(path).type == pafs.FileType.File
 
 
+def names_in(location: str, kind: pafs.FileType = pafs.FileType.File) -> list[str]:
+    """Names of the files (or folders) directly in a folder; none when it is absent."""
+    fs, path = filesystem(location)
+    found = fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
+    return [i.base_name for i in found if i.type == kind]
+
+
 def newest_holding(run: str, relative: str) -> str | None:
     """The newest `checkpoint_*` folder of a Train run (a location) that holds `relative`;
     Ray names checkpoints by timestamp, so name order is time order."""
-    fs, path = filesystem(run)
-    found = fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
-    names = sorted(
-        (i.base_name for i in found
-         if i.type == pafs.FileType.Directory and i.base_name.startswith("checkpoint_")),
-        reverse=True,
-    )  # fmt: skip
+    folders = names_in(run, pafs.FileType.Directory)
+    names = sorted((n for n in folders if n.startswith("checkpoint_")), reverse=True)
     return next((join(run, n) for n in names if is_file(join(run, n, relative))), None)
 
 

@@ -87,3 +87,18 @@ class ClipDataset(Dataset):
             for crop in transforms.three_crops(transforms.to_tensor(frames), c.crop_size)
         ]
         return torch.stack(views)
+
+
+class KeyedClips(Dataset):
+    """A `ClipDataset` whose items also carry their `(epoch, index)` key: the student finds
+    its batch's stored soft targets by it (the index asked for, even when a bad video was
+    replaced: the store was computed the same way)."""
+
+    def __init__(self, clips: ClipDataset) -> None:
+        self.clips = clips
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor, int, int, torch.Tensor]:
+        return *self.clips[key], torch.tensor(key)

@@ -1,0 +1,73 @@
+"""Soft-target stores: each teacher's logits for every (epoch, clip) its students may train
+on, computed once by a Ray Train job (`trainers.soft_targets.compute_func`) and read by
+every student of every later sweep with the same teacher, data, seed and clip settings.
+
+A store lies in `<storage>/soft_targets/<key>-e<epochs>.pt`; a study that trains longer
+than the newest store holds computes only the missing epochs, into a new file (stores are
+never rewritten: nodes cache what they read by name)."""
+
+from __future__ import annotations
+
+import re
+from functools import partial
+
+import ray
+
+from orchestrator.fingerprint import resolved_precision, soft_target_key
+from orchestrator.jobs import fitting, in_turn, torch_trainer
+from orchestrator.progress import console
+from orchestrator.spec import Resources
+from trainers import soft_targets
+from trainers.config import JobConfig
+from trainers.storage import join, names_in
+
+FOLDER = "soft_targets"
+
+
+def ensure_store(job: JobConfig, resources: Resources, storage: str) -> str:
+    """The location of a store holding the student job's `optim.epochs` (made if needed)."""
+    key = soft_target_key(job, resources)
+    folder = join(storage, FOLDER)
+    held = newest(folder, key)
+    if held >= job.optim.epochs:
+        return join(folder, f"{key}-e{held}.pt")
+    destination = join(folder, f"{key}-e{job.optim.epochs}.pt")
+    config = {
+        "job": job.model_dump(mode="json"),
+        "first": held,
+        "last": job.optim.epochs,
+        "previous": join(folder, f"{key}-e{held}.pt") if held else None,
+        "destination": destination,
+        "bf16": resolved_precision(job.optim.precision, resources) == "bf16",
+    }
+    name = f"soft-targets-{key}-e{job.optim.epochs}"
+    result = torch_trainer(soft_targets.compute_func, config, resources, storage, name).fit()
+    if result.error is not None:
+        first = str(result.error).strip().splitlines()[-1]
+        raise RuntimeError(f"soft targets of teacher {job.teacher_dir} failed: {first}")
+    return destination
+
+
+def newest(folder: str, key: str) -> int:
+    """How many epochs the largest store of `key` holds (0: none yet)."""
+    pattern = re.compile(rf"{re.escape(key)}-e(\d+)\.pt")
+    return max((int(m[1]) for n in names_in(folder) if (m := pattern.fullmatch(n))), default=0)
+
+
+@ray.remote(num_cpus=0)
+def _ensure_remote(job: JobConfig, resources: Resources, storage: str) -> str:
+    return ensure_store(job, resources, storage)
+
+
+def ensure_stores(jobs: dict[str, JobConfig], resources: Resources, storage: str) -> dict[str, str]:
+    """A store for each teacher's students (`jobs`: a student job per enhancement), the
+    missing ones computed as concurrent Train jobs, as many as the cluster holds."""
+    slots = resources.max_concurrent_trials or fitting(resources, ray.cluster_resources())
+    launches = {e: partial(_ensure_remote.remote, j, resources, storage) for e, j in jobs.items()}
+    stores = {}
+    with console.status(f"soft targets of {len(jobs)} teacher(s), {slots} at a time"):
+        for enhancement, location, _ in in_turn(launches, slots):
+            console.print(f"soft targets of teacher [bold]{enhancement}[/bold]: {location}",
+                          soft_wrap=True)  # fmt: skip
+            stores[enhancement] = location
+    return stores

@@ -1,0 +1,169 @@
+"""A student's soft targets: its frozen teacher run online, or read from a store.
+
+Training randomness is a function of (seed, epoch, index) (`ClipDataset`), so the clip a
+student sees at (epoch, index) is known before it trains, whatever its world size or
+shuffle. The store holds the teacher's logits for every (epoch, index) of the students'
+epoch budget, computed once per teacher, data seed and clip settings (`compute_func`, a Ray
+Train job); students then index it and neither enhance nor run the teacher. Logits are kept
+in the dtype the students' teacher would run in (fp32 on CPU, bf16 on GPU), so a student
+reading the store trains exactly as one running its teacher online (the idea of FKD, Shen &
+Xing 2022, without its lossy crops: ours are replayed from the seed).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import ray.train
+import ray.train.torch
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import DataLoader
+
+from trainers import export, storage
+from trainers.config import ClipConfig, JobConfig
+from trainers.data.clips import ClipDataset, KeyedClips
+from trainers.data.manifests import load_splits
+from trainers.preprocess import model_input, to_unit
+
+
+class OnlineTeacher:
+    """The frozen teacher on the clip the student sees, enhanced the way it was trained."""
+
+    def __init__(self, model: nn.Module, enhancer: nn.Module | None, clip: ClipConfig, dtype):
+        self.model, self.enhancer, self.clip, self.dtype = model, enhancer, clip, dtype
+
+    @classmethod
+    def load(cls, teacher_dir: str, clip: ClipConfig, device, dtype) -> OnlineTeacher:
+        """The exported teacher (a path or URI) with the enhancement its export carries."""
+        local = storage.local_copy(teacher_dir)  # downloaded when it is a URI
+        model, meta = export.load(local)
+        enhancer = export.input_enhancer(local, meta)
+        return cls(
+            model.to(device=device, dtype=dtype).requires_grad_(False),
+            enhancer.to(device) if enhancer is not None else None,
+            clip,
+            dtype,
+        )
+
+    @torch.no_grad()
+    def __call__(self, unit: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        x = model_input(unit, self.enhancer, self.clip.mean, self.clip.std, self.dtype)
+        return self.model(x)
+
+
+class StoredTeacher:
+    """The teacher's logits for each (epoch, index), read from its store: [epochs, N, C]."""
+
+    def __init__(self, logits: torch.Tensor) -> None:
+        self.logits = logits
+
+    def __call__(self, unit: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        keys = keys.to(self.logits.device)
+        return self.logits[keys[:, 0], keys[:, 1]]
+
+
+Teacher = OnlineTeacher | StoredTeacher
+
+
+def teacher_for(job: JobConfig, train_set: ClipDataset, device, dtype) -> Teacher | None:
+    """A student's source of soft targets (None for the control, alpha = 0)."""
+    if job.role != "student" or job.distill.alpha == 0:
+        return None
+    if job.distill.soft_targets == "online":
+        return OnlineTeacher.load(job.teacher_dir, job.clip, device, dtype)
+    if job.soft_target_store is None:
+        raise ValueError(
+            "distill.soft_targets is 'store' but the job names no soft_target_store; "
+            "dlkdd's commands compute the store before the student starts"
+        )
+    logits = read(job.soft_target_store, job.optim.epochs, len(train_set), dtype, device)
+    return StoredTeacher(logits)
+
+
+def read(location: str, epochs: int, samples: int, dtype, device) -> torch.Tensor:
+    """The store's logits, checked against the student that reads them."""
+    logits = torch.load(storage.local_file(location), map_location="cpu", weights_only=True)
+    problems = []
+    if logits.shape[0] < epochs:
+        problems.append(f"holds {logits.shape[0]} epochs, the student trains {epochs}")
+    if logits.shape[1] != samples:
+        problems.append(f"holds {logits.shape[1]} training clips, the student's list {samples}")
+    if logits.dtype != dtype:
+        problems.append(f"holds {logits.dtype} logits, the student trains in {dtype}")
+    if problems:
+        raise ValueError(f"soft-target store {location}: " + "; ".join(problems))
+    return logits[:epochs].to(device)
+
+
+def compute_func(config: dict[str, Any]) -> None:
+    """Ray Train worker loop: the teacher's logits for epochs [first, last) of the student
+    job `config["job"]`, sharded over the workers, gathered on rank 0 and written, after the
+    epochs an earlier store holds (`config["previous"]`), to `config["destination"]`."""
+    job = JobConfig.model_validate(config["job"])
+    first, last = config["first"], config["last"]
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    device = ray.train.torch.get_device()
+    dtype = torch.bfloat16 if config["bf16"] else torch.float32
+    train_set = ClipDataset(load_splits(job.dataset, job.seed)["train"].items, job.clip,
+                            "train", job.seed)  # fmt: skip
+    keys = [(e, i) for e in range(first, last) for i in range(len(train_set))][rank::world]
+    started = time.perf_counter()
+    shard = logits_for(job, train_set, keys, device, dtype)
+    parts = [None] * world
+    if dist.is_available() and dist.is_initialized():
+        dist.all_gather_object(parts, (keys, shard))
+    else:
+        parts = [(keys, shard)]
+    if rank == 0:
+        logits = assemble(parts, first, last, len(train_set))
+        if config["previous"]:
+            earlier = torch.load(storage.local_file(config["previous"]), weights_only=True)
+            logits = torch.cat([earlier[:first], logits])
+        write(logits, config["destination"])
+        print(f"[soft targets] epochs {first + 1}..{last}: {len(train_set)} clips each, "
+              f"{time.perf_counter() - started:.1f} s", flush=True)  # fmt: skip
+    ray.train.report({"epochs": last, "clips": len(keys) * world})
+
+
+@torch.no_grad()
+def logits_for(
+    job: JobConfig, train_set: ClipDataset, keys: list[tuple[int, int]], device, dtype
+) -> torch.Tensor:
+    """The teacher's logits of the training clips at `keys`, in that order (on the CPU),
+    batched as the students batch them, loaded by the job's DataLoader processes."""
+    teacher = OnlineTeacher.load(job.teacher_dir, job.clip, device, dtype)
+    loader = DataLoader(
+        KeyedClips(train_set),
+        batch_size=job.optim.batch_size,
+        sampler=keys,
+        num_workers=job.dataset.num_workers,
+        pin_memory=torch.cuda.is_available(),
+    )
+    out = [teacher(to_unit(clips, device), k).cpu() for clips, _, _, k in loader]
+    return torch.cat(out) if out else torch.empty(0, teacher.model.fc.out_features, dtype=dtype)
+
+
+def assemble(parts, first: int, last: int, samples: int) -> torch.Tensor:
+    """Every worker's (keys, logits) -> one [last - first, samples, classes] tensor."""
+    _, shard = parts[0]
+    logits = torch.full((last - first, samples, shard.shape[1]), float("nan"), dtype=shard.dtype)
+    for keys, shard in parts:
+        if keys:
+            k = torch.tensor(keys)
+            logits[k[:, 0] - first, k[:, 1]] = shard
+    if torch.isnan(logits).any():
+        raise RuntimeError("soft-target store: some (epoch, index) got no logits")
+    return logits
+
+
+def write(logits: torch.Tensor, destination: str) -> None:
+    """Written whole to a new name (a store is never changed in place: nodes cache it)."""
+    with tempfile.TemporaryDirectory() as d:
+        torch.save(logits, Path(d) / "logits.pt")
+        storage.put(Path(d) / "logits.pt", destination)
