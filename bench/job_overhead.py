@@ -29,13 +29,17 @@ from orchestrator import tracking
 from orchestrator.jobs import JobResult, finished, run_job, scaling
 from orchestrator.registry import ensure_model
 from orchestrator.spec import Spec
+from orchestrator.stores import ensure_store
 
 PHASES = ("data", "engine", "epochs", "checkpoints", "test", "export")
 
 
-def timed_job(spec: Spec, role: str, name: str, teacher: str | None) -> dict[str, float]:
-    """Runs one job and logs it as `dlkdd train` does; returns seconds per phase."""
-    job = spec.job(role, "gic" if role == "teacher" else None, teacher)
+def timed_job(
+    spec: Spec, role: str, name: str, teacher: str | None = None, store: str | None = None
+) -> dict[str, float]:
+    """Runs one job and logs it as `dlkdd train` does; returns seconds per phase. A
+    student reads its teacher's soft targets from `store`, made before (and timed apart)."""
+    job = spec.job(role, "gic" if role == "teacher" else None, teacher, soft_target_store=store)
     called = time.time()
     result: JobResult = run_job(job, spec.resources, spec.storage.resolved(), name)
     returned = time.time()
@@ -100,7 +104,12 @@ def main() -> None:
         tracking.connect(spec.tracking.uri, spec.tracking.experiment)
         teachers = [timed_job(spec, "teacher", f"t{i}", None) for i in range(args.repeats)]
         export = finished(spec.storage.resolved(), "t0").export_location
-        students = [timed_job(spec, "student", f"s{i}", export) for i in range(args.repeats)]
+        started = time.time()
+        store = ensure_store(spec.job("student", None, export), spec.resources,
+                             spec.storage.resolved())  # fmt: skip
+        store_s = time.time() - started
+        students = [timed_job(spec, "student", f"s{i}", export, store)
+                    for i in range(args.repeats)]  # fmt: skip
         model_s = model_logging_seconds("s0")
         floor = statistics.median(ray_train_floor(spec, f"noop{i}") for i in range(args.repeats))
         ray.shutdown()
@@ -109,6 +118,7 @@ def main() -> None:
     show("teacher", teachers)
     show("student", students)
     print(f"\nMLflow model of a student, logged once when it is promoted: {model_s:.1f} s")
+    print(f"soft-target store of the teacher, once for all its students: {store_s:.1f} s")
     print(f"Ray Train alone (a no-op train function, same 2 workers): {floor:.1f} s per run")
 
 

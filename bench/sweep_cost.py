@@ -1,10 +1,14 @@
-"""Sweep cost: dlkdd (one shared teacher per enhancement) vs a naive Tune sweep in which
-every trial trains its own teacher, over the same student space and trial count.
+"""Sweep cost: dlkdd with its soft-target store (one shared teacher per enhancement, its
+logits computed once), dlkdd with online teachers (every student runs its teacher), and a
+naive Tune sweep in which every trial trains its own teacher, over the same student space.
 
-Both run side by side in one process on one local Ray (FIFO scheduler, so both do the same
-student work). Worker-seconds are each Train run's duration (from its storage marker to its
-last file) x its workers; "in steps" is the time the loops spent in their epochs (training
-+ validation), the rest is start-up, scheduling, checkpointing, testing and export.
+All three run side by side in one process on one local Ray (FIFO scheduler, so all do the
+same student work), each with its own storage and MLflow. Worker-seconds are each Train
+run's duration (from its storage marker to its last file) x its workers; "in steps" is the
+time the loops spent in their epochs (training + validation), the rest is start-up,
+scheduling, checkpointing, testing and export. Teacher forwards count the clips a teacher
+network was run on for soft targets (the store's epochs x clips; online: every distilled
+student's epochs x clips per epoch).
 
     python bench/sweep_cost.py [--samples 4] [--epochs 3] [--cpus 3]
 """
@@ -16,48 +20,84 @@ import tempfile
 import time
 from pathlib import Path
 
+import mlflow
 import ray
+import torch
 from ray import tune
 from tiny_study import tiny_data, tiny_spec
 
 from orchestrator import jobs
 from orchestrator.search import control_point, tune_space
 from orchestrator.spec import Spec
+from orchestrator.stores import FOLDER
 from orchestrator.sweep import run_sweep
+from trainers.data.manifests import load_splits
 
 
-def bench_spec(data: Path, work: Path, samples: int, epochs: int) -> Spec:
+def bench_spec(data: Path, work: Path, samples: int, epochs: int, soft_targets: str) -> Spec:
     sweep = {"enhancements": ["gic", "he"], "num_samples": samples,
              "temperature": {"type": "loguniform", "low": 1, "high": 10},
              "alpha": {"type": "uniform", "low": 0.1, "high": 0.9},
              "scheduler": {"type": "fifo"}}  # fmt: skip
-    return tiny_spec(data, work, "cost", epochs, sweep=sweep)
+    return tiny_spec(data, work, f"cost-{soft_targets}", epochs, sweep=sweep,
+                     distill={"soft_targets": soft_targets})  # fmt: skip
 
 
 def job_costs(storage: str, prefix: str, workers: int) -> dict[str, float]:
     """Worker-seconds of every Train run named `prefix*`, read from storage the same way for
-    both approaches: from the run's storage marker (written when Ray Train starts it) to its
-    last file; in-step time is the sum of its epochs' `epoch_seconds`."""
+    every approach: from the run's storage marker (written when Ray Train starts it) to its
+    last file; in-step time is the sum of its epochs' `epoch_seconds` (store jobs have no
+    epochs: all their time counts as outside steps)."""
     total = {"jobs": 0.0, "worker_s": 0.0, "step_worker_s": 0.0}
     for run in sorted(Path(storage).glob(f"{prefix}*")):
-        done = jobs.finished(storage, run.name)
-        if done is None or not (run / ".validate_storage_marker").is_file():
+        if not (run / ".validate_storage_marker").is_file():
             continue
         started = (run / ".validate_storage_marker").stat().st_mtime
         ended = max(f.stat().st_mtime for f in run.rglob("*") if f.is_file())
         total["jobs"] += 1
         total["worker_s"] += (ended - started) * workers
-        total["step_worker_s"] += sum(h["epoch_seconds"] for h in done.history) * workers
+        if done := jobs.finished(storage, run.name):
+            total["step_worker_s"] += sum(h["epoch_seconds"] for h in done.history) * workers
     return total
 
 
+def clips_per_epoch(spec: Spec) -> int:
+    """Training clips a student sees per epoch (each worker drops its last partial batch)."""
+    n = len(load_splits(spec.dataset, spec.seed)["train"].items)
+    per_worker = -(-n // spec.resources.num_workers)  # DistributedSampler pads up
+    return (
+        per_worker
+        // spec.student.optim.batch_size
+        * spec.student.optim.batch_size
+        * (spec.resources.num_workers)
+    )
+
+
+def teacher_forwards(spec: Spec) -> int:
+    """Clips the teachers were run on for soft targets: the stores' whole tensors, or every
+    distilled student's epochs (read back from MLflow)."""
+    stores = Path(spec.storage.path) / FOLDER
+    if spec.distill.soft_targets == "store":
+        return sum(torch.load(f, weights_only=True).shape[:2].numel()
+                   for f in stores.glob("*.pt"))  # fmt: skip
+    mlflow.set_tracking_uri(spec.tracking.uri)
+    students = mlflow.search_runs(experiment_names=[spec.tracking.experiment],
+                                  filter_string="tags.`dlkdd.role` = 'student'",
+                                  output_format="list")  # fmt: skip
+    epochs = sum(int(r.data.metrics.get("epoch", 0)) for r in students)
+    return epochs * clips_per_epoch(spec)
+
+
 def dlkdd_cost(spec: Spec) -> dict[str, float]:
-    """The real sweep: shared teachers, then the students."""
+    """The real sweep: shared teachers (and their store), then the students."""
     started = time.perf_counter()
     run_sweep(spec)
     wall = time.perf_counter() - started
-    return {**job_costs(spec.storage.path, f"{spec.name}-", spec.resources.num_workers),
-            "wall_s": wall}  # fmt: skip
+    workers = spec.resources.num_workers
+    costs = job_costs(spec.storage.path, f"{spec.name}-", workers)
+    stores = job_costs(spec.storage.path, "soft-targets-", workers)
+    return {k: costs[k] + stores[k] for k in costs} | {
+        "wall_s": wall, "forwards": teacher_forwards(spec)}  # fmt: skip
 
 
 def naive_trial(config: dict, spec_json: dict) -> None:
@@ -73,13 +113,14 @@ def naive_trial(config: dict, spec_json: dict) -> None:
     job = spec.job("student", teacher_dir=teacher_dir, temperature=config["temperature"],
                    alpha=alpha)  # fmt: skip
     student = jobs.run_job(job, spec.resources, storage, f"naive-student-{trial}")
-    tune.report({"val_top1": student.final.get("val_top1", 0.0)})
+    tune.report({"val_top1": student.final.get("val_top1", 0.0),
+                 "epochs": len(student.history) if alpha > 0 else 0})  # fmt: skip
 
 
 def naive_cost(spec: Spec, concurrency: int) -> dict[str, float]:
     sweep = spec.sweep
     started = time.perf_counter()
-    tune.Tuner(
+    grid = tune.Tuner(
         tune.with_parameters(naive_trial, spec_json=spec.model_dump(mode="json")),
         param_space=tune_space(sweep),
         tune_config=tune.TuneConfig(
@@ -92,14 +133,15 @@ def naive_cost(spec: Spec, concurrency: int) -> dict[str, float]:
         run_config=tune.RunConfig(name="naive", storage_path=spec.storage.resolved(), verbose=0),
     ).fit()
     wall = time.perf_counter() - started
+    epochs = sum(r.metrics.get("epochs", 0) for r in grid)
     return {**job_costs(spec.storage.path, "naive-", spec.resources.num_workers),
-            "wall_s": wall}  # fmt: skip
+            "wall_s": wall, "forwards": epochs * clips_per_epoch(spec)}  # fmt: skip
 
 
 def report(name: str, c: dict[str, float]) -> None:
     outside = 1 - c["step_worker_s"] / c["worker_s"]
-    print(f"{name:8s} {int(c['jobs']):5d} {c['wall_s']:9.1f} {c['worker_s']:11.1f} "
-          f"{c['step_worker_s']:14.1f} {outside:12.1%}")  # fmt: skip
+    print(f"{name:13s} {int(c['jobs']):5d} {c['wall_s']:9.1f} {c['worker_s']:11.1f} "
+          f"{c['step_worker_s']:14.1f} {outside:12.1%} {int(c['forwards']):16d}")  # fmt: skip
 
 
 def main() -> None:
@@ -112,25 +154,30 @@ def main() -> None:
     )  # fmt: skip
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        data, work = Path(tmp) / "data", Path(tmp) / "work"
-        tiny_data(data, per_class=16)
-        spec = bench_spec(data, work, args.samples, args.epochs)
+        data = tiny_data(Path(tmp) / "data", per_class=16)
+        # each approach with its own storage and MLflow: no teacher is shared between them
+        specs = {kind: bench_spec(data, Path(tmp) / kind, args.samples, args.epochs, kind)
+                 for kind in ("store", "online")}  # fmt: skip
         # With the dashboard, as dlkdd runs: Train's placement-group cleaner needs its State API.
         ray.init(num_cpus=args.cpus, include_dashboard=True, logging_level="WARNING")
-        ours = dlkdd_cost(spec)
-        per_trial = 1 + spec.resources.num_workers * spec.resources.cpus_per_worker
-        naive = naive_cost(spec, max(args.cpus // per_trial, 1))
+        costs = {f"dlkdd {kind}": dlkdd_cost(spec) for kind, spec in specs.items()}
+        r = specs["online"].resources
+        naive_spec = bench_spec(data, Path(tmp) / "naive", args.samples, args.epochs, "online")
+        per_trial = 1 + r.num_workers * r.cpus_per_worker
+        costs["naive"] = naive_cost(naive_spec, max(args.cpus // per_trial, 1))
         ray.shutdown()
     print(f"\n{args.samples} student trials + control, 2 enhancements, {args.epochs} epochs, "
           f"2 Train workers per job, {args.cpus} logical CPUs")  # fmt: skip
-    print(f"{'':8s} {'jobs':>5s} {'wall s':>9s} {'worker-s':>11s} {'in-step wkr-s':>14s} "
-          f"{'outside steps':>12s}")  # fmt: skip
-    report("dlkdd", ours)
-    report("naive", naive)
-    print(
-        f"naive / dlkdd: worker-seconds {naive['worker_s'] / ours['worker_s']:.2f}x, "
-        f"wall time {naive['wall_s'] / ours['wall_s']:.2f}x"
-    )
+    print(f"{'':13s} {'jobs':>5s} {'wall s':>9s} {'worker-s':>11s} {'in-step wkr-s':>14s} "
+          f"{'outside steps':>12s} {'teacher fwd clips':>16s}")  # fmt: skip
+    for name, c in costs.items():
+        report(name, c)
+    store = costs["dlkdd store"]
+    for name in ("dlkdd online", "naive"):
+        c = costs[name]
+        print(f"{name} / dlkdd store: teacher forwards {c['forwards'] / store['forwards']:.2f}x, "
+              f"worker-seconds {c['worker_s'] / store['worker_s']:.2f}x, "
+              f"wall time {c['wall_s'] / store['wall_s']:.2f}x")  # fmt: skip
 
 
 if __name__ == "__main__":

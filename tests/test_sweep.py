@@ -51,6 +51,12 @@ def test_one_teacher_per_enhancement_and_a_control(sweep_run) -> None:
     distilled = [s for s in students if s.data.tags["dlkdd.control"] == "false"]
     ids = {t.info.run_id for t in teachers}
     assert all(s.data.tags["dlkdd.teacher_run"] in ids for s in distilled)
+    # the students read their teacher's soft-target store, one per teacher, named on the parent
+    tags = mlflow.get_run(parent).data.tags
+    stores = {e: tags[f"dlkdd.soft_targets.{e}"] for e in ("gic", "he")}
+    assert all(s.data.tags["dlkdd.soft_targets"] == stores[s.data.tags["dlkdd.enhancement"]]
+               and s.data.params["distill.soft_targets"] == "store" for s in distilled)  # fmt: skip
+    assert "dlkdd.soft_targets" not in control.data.tags
 
 
 def test_every_run_carries_its_recipe_and_no_unused_settings(sweep_run, teacher_run) -> None:

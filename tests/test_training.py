@@ -14,7 +14,7 @@ from orchestrator.jobs import run_job
 from orchestrator.spec import parse_spec
 from tests.conftest import small_spec
 from trainers import export
-from trainers.storage import local_copy
+from trainers.storage import is_file, local_copy
 
 pytestmark = pytest.mark.slow
 
@@ -48,6 +48,8 @@ def test_student_distils_from_the_teacher_run(teacher_run) -> None:
     assert result.exit_code == 0, result.output
     [student] = [r for r in runs(spec_file) if r.info.run_name == "t-student"]
     assert student.data.params["distill.alpha"] == "0.7"
+    assert student.data.params["distill.soft_targets"] == "store"  # the default
+    assert is_file(student.data.tags["dlkdd.soft_targets"])  # its teacher's stored logits
     assert student.data.tags["dlkdd.enhancement"] == "gic"
     assert "test_top1" in student.data.metrics
     model, meta = export.load(local_copy(student.data.tags["dlkdd.export_dir"]))
