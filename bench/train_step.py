@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
+import statistics
 import tempfile
 from pathlib import Path
 
@@ -96,29 +97,30 @@ def teacher_enhancer(name: str) -> torch.nn.Module:
 
 
 def soft_target_ratios(args, student_job, teacher_job, clips, labels, device) -> None:
-    """store/CE and online/CE step ratios, per teacher input, measured side by side."""
+    """store/CE and online/CE step ratios, per teacher input, measured side by side: the
+    three steps take turns for `--rounds` rounds and each keeps its median rate, so drift
+    of this machine's speed hits all three alike."""
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     engine = engine_for(student_job, device, dtype == torch.bfloat16, False)
     model = models.build(args.arch, NUM_CLASSES).to(device, dtype).eval().requires_grad_(False)
-    ce = per_second(memory_step(teacher_job, engine, clips, labels, dtype), args.batches,
-                    args.batch, device)  # fmt: skip
     for name in args.teachers:
         online = OnlineTeacher(model, teacher_enhancer(name).to(device), student_job.clip, dtype)
         unit = clips.to(device).float() / 255
         stored = StoredTeacher(online(unit, None).unsqueeze(0))  # epoch 0, these clips
-        rates = {
-            kind: per_second(
-                memory_step(student_job, engine, clips, labels, dtype, teacher),
-                args.batches,
-                args.batch,
-                device,
-            )  # fmt: skip
-            for kind, teacher in (("online", online), ("store", stored))
+        steps = {
+            "CE": memory_step(teacher_job, engine, clips, labels, dtype),
+            "online": memory_step(student_job, engine, clips, labels, dtype, online),
+            "store": memory_step(student_job, engine, clips, labels, dtype, stored),
         }
-        print(f"student step ({name} teacher), in-memory batches: plain CE {ce:.1f} clips/s, "
-              f"online {rates['online']:.1f}, store {rates['store']:.1f}")  # fmt: skip
+        rounds = {kind: [] for kind in steps}
+        for _ in range(args.rounds):
+            for kind, step in steps.items():
+                rounds[kind].append(per_second(step, args.batches, args.batch, device))
+        rate = {kind: statistics.median(r) for kind, r in rounds.items()}
+        shown = ", ".join(f"{kind} {r:.1f}" for kind, r in rate.items())
+        print(f"student step ({name} teacher), in-memory batches, clips/s: {shown}")
         for kind in ("store", "online"):
-            print(f"{kind}/CE step ratio ({name}): {ce / rates[kind]:.3f}")
+            print(f"{kind}/CE step ratio ({name}): {rate['CE'] / rate[kind]:.3f}")
 
 
 def step_flops(model, x: torch.Tensor, labels: torch.Tensor) -> int:
@@ -138,6 +140,7 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=20)
     parser.add_argument("--loader-workers", type=int, default=2)
     parser.add_argument("--enhancement", default="gic")
+    parser.add_argument("--rounds", type=int, default=5, help="Turns of CE/online/store.")
     parser.add_argument("--teachers", nargs="+", default=["gic", "zero_dce", "zero_dce_pp"],
                         help="Teacher inputs of the soft-target comparison.")  # fmt: skip
     args = parser.parse_args()
