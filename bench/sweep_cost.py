@@ -20,7 +20,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import mlflow
 import ray
 import torch
 from ray import tune
@@ -31,6 +30,7 @@ from orchestrator.search import control_point, tune_space
 from orchestrator.spec import Spec
 from orchestrator.stores import FOLDER
 from orchestrator.sweep import run_sweep
+from trainers import export
 from trainers.data.manifests import load_splits
 
 
@@ -43,20 +43,22 @@ def bench_spec(data: Path, work: Path, samples: int, epochs: int, soft_targets: 
                      distill={"soft_targets": soft_targets})  # fmt: skip
 
 
-def job_costs(storage: str, prefix: str, workers: int) -> dict[str, float]:
+def job_costs(storage: str, prefix: str, workers: int, exported: bool = True) -> dict[str, float]:
     """Worker-seconds of every Train run named `prefix*`, read from storage the same way for
     every approach: from the run's storage marker (written when Ray Train starts it) to its
-    last file; in-step time is the sum of its epochs' `epoch_seconds` (store jobs have no
-    epochs: all their time counts as outside steps)."""
+    last file; in-step time is the sum of its epochs' `epoch_seconds`. `exported`: only
+    runs that exported a model (teachers and students; not the Tune experiment's folder);
+    store jobs export nothing and have no epochs: all their time is outside steps."""
     total = {"jobs": 0.0, "worker_s": 0.0, "step_worker_s": 0.0}
     for run in sorted(Path(storage).glob(f"{prefix}*")):
-        if not (run / ".validate_storage_marker").is_file():
+        done = jobs.finished(storage, run.name)
+        if (exported and done is None) or not (run / ".validate_storage_marker").is_file():
             continue
         started = (run / ".validate_storage_marker").stat().st_mtime
         ended = max(f.stat().st_mtime for f in run.rglob("*") if f.is_file())
         total["jobs"] += 1
         total["worker_s"] += (ended - started) * workers
-        if done := jobs.finished(storage, run.name):
+        if done:
             total["step_worker_s"] += sum(h["epoch_seconds"] for h in done.history) * workers
     return total
 
@@ -73,18 +75,18 @@ def clips_per_epoch(spec: Spec) -> int:
     )
 
 
-def teacher_forwards(spec: Spec) -> int:
+def teacher_forwards(spec: Spec, students: str) -> int:
     """Clips the teachers were run on for soft targets: the stores' whole tensors, or every
-    distilled student's epochs (read back from MLflow)."""
-    stores = Path(spec.storage.path) / FOLDER
+    distilled student's (Train runs named `students*`) epochs x clips per epoch."""
     if spec.distill.soft_targets == "store":
+        stores = Path(spec.storage.path) / FOLDER
         return sum(torch.load(f, weights_only=True).shape[:2].numel()
                    for f in stores.glob("*.pt"))  # fmt: skip
-    mlflow.set_tracking_uri(spec.tracking.uri)
-    students = mlflow.search_runs(experiment_names=[spec.tracking.experiment],
-                                  filter_string="tags.`dlkdd.role` = 'student'",
-                                  output_format="list")  # fmt: skip
-    epochs = sum(int(r.data.metrics.get("epoch", 0)) for r in students)
+    epochs = 0
+    for run in Path(spec.storage.path).glob(f"{students}*"):
+        done = jobs.finished(spec.storage.path, run.name)
+        if done and export.read_meta(done.export_dir)["distill"]["alpha"] > 0:
+            epochs += len(done.history)
     return epochs * clips_per_epoch(spec)
 
 
@@ -95,9 +97,9 @@ def dlkdd_cost(spec: Spec) -> dict[str, float]:
     wall = time.perf_counter() - started
     workers = spec.resources.num_workers
     costs = job_costs(spec.storage.path, f"{spec.name}-", workers)
-    stores = job_costs(spec.storage.path, "soft-targets-", workers)
+    stores = job_costs(spec.storage.path, "soft-targets-", workers, exported=False)
     return {k: costs[k] + stores[k] for k in costs} | {
-        "wall_s": wall, "forwards": teacher_forwards(spec)}  # fmt: skip
+        "wall_s": wall, "forwards": teacher_forwards(spec, f"{spec.name}-student-")}  # fmt: skip
 
 
 def naive_trial(config: dict, spec_json: dict) -> None:
@@ -113,14 +115,13 @@ def naive_trial(config: dict, spec_json: dict) -> None:
     job = spec.job("student", teacher_dir=teacher_dir, temperature=config["temperature"],
                    alpha=alpha)  # fmt: skip
     student = jobs.run_job(job, spec.resources, storage, f"naive-student-{trial}")
-    tune.report({"val_top1": student.final.get("val_top1", 0.0),
-                 "epochs": len(student.history) if alpha > 0 else 0})  # fmt: skip
+    tune.report({"val_top1": student.final.get("val_top1", 0.0)})
 
 
 def naive_cost(spec: Spec, concurrency: int) -> dict[str, float]:
     sweep = spec.sweep
     started = time.perf_counter()
-    grid = tune.Tuner(
+    tune.Tuner(
         tune.with_parameters(naive_trial, spec_json=spec.model_dump(mode="json")),
         param_space=tune_space(sweep),
         tune_config=tune.TuneConfig(
@@ -133,9 +134,8 @@ def naive_cost(spec: Spec, concurrency: int) -> dict[str, float]:
         run_config=tune.RunConfig(name="naive", storage_path=spec.storage.resolved(), verbose=0),
     ).fit()
     wall = time.perf_counter() - started
-    epochs = sum(r.metrics.get("epochs", 0) for r in grid)
     return {**job_costs(spec.storage.path, "naive-", spec.resources.num_workers),
-            "wall_s": wall, "forwards": epochs * clips_per_epoch(spec)}  # fmt: skip
+            "wall_s": wall, "forwards": teacher_forwards(spec, "naive-student-")}  # fmt: skip
 
 
 def report(name: str, c: dict[str, float]) -> None:
