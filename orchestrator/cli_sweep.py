@@ -232,7 +232,14 @@ def demo(
         console.print("(the earlier champion stays)")
     with (data / "test.csv").open() as f:
         clips = [data / row[0] for row in list(csv.reader(f))[1::6][:4]]
-    predict(clips, model="models:/dlkdd-student@champion", top_k=2, tracking_uri=DEFAULT_URI)
+    predict(
+        clips,
+        video_list=None,
+        root=None,
+        model="models:/dlkdd-student@champion",
+        top_k=2,
+        tracking_uri=DEFAULT_URI,
+    )  # every option: typer's defaults are not values here
     console.print("\nOpen the results: [bold]mlflow ui --backend-store-uri sqlite:///mlflow.db"
                   "[/bold]  (then http://127.0.0.1:5000)")  # fmt: skip
 
