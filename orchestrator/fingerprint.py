@@ -54,10 +54,11 @@ def teacher_fingerprint(job: JobConfig, resources: Resources, data: str) -> str:
 def soft_target_key(job: JobConfig, resources: Resources) -> str:
     """What a student's stored soft targets depend on: its teacher (weights, input
     enhancement and its weights, as exported), the training clips it will see (train split
-    content, seed, clip settings) and the dtype its teacher runs in; not the student's
-    own settings, so every student of a teacher shares one store."""
+    content, seed, clip settings) and the dtype its teacher runs in. Of the student's own
+    settings only the batch size counts (batched kernels may differ in the last bits), so
+    students of any T, alpha or learning rate share one store."""
     meta = read_meta(local_copy(job.teacher_dir))
-    enhancement = meta["input_enhancement"]
+    enhancement = meta["input_enhancement"] or {"name": "identity"}  # a student as teacher
     identity = {
         "teacher": {
             "model": file_digest(join(job.teacher_dir, MODEL_FILE)),

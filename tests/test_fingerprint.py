@@ -67,3 +67,34 @@ def test_replaced_zero_dce_weights_change_it(synth_root: Path, tmp_path: Path) -
     assert fingerprint(synth_root, tmp_path, "zero_dce", **moved) == before  # same bytes
     curves.save(zero_dce.DCENet(), weights)  # retrained in place: new random init
     assert fingerprint(synth_root, tmp_path, "zero_dce", **given) != before
+
+
+def test_soft_target_key_follows_teacher_and_clips_not_the_students_search(
+    dataset: Path, tmp_path: Path
+) -> None:
+    """One store per teacher, data seed and clip settings: a moved teacher export or another
+    T, alpha or learning rate share it; another seed, crop, batch or teacher weights do not."""
+    import torch
+
+    from orchestrator.fingerprint import soft_target_key
+    from trainers import export, models
+
+    meta = {"role": "teacher", "arch": "tiny", "classes": ["a", "b", "c", "d"], "clip": {},
+            "metrics": {}, "input_enhancement": {"name": "gic", "gamma": 2.0}}  # fmt: skip
+    torch.manual_seed(0)
+    teacher = export.export(tmp_path / "t", models.build("tiny", 4).state_dict(), meta)
+
+    def key(teacher_dir: Path = teacher, **overrides) -> str:
+        spec = parse_spec(small_spec(dataset, tmp_path, **overrides))
+        job = spec.job("student", teacher_dir=teacher_dir, temperature=2.0, alpha=0.5)
+        return soft_target_key(job, spec.resources)
+
+    base = key()
+    moved = Path(shutil.copytree(teacher, tmp_path / "elsewhere" / "t"))
+    assert key(moved) == base
+    assert key(distill={"temperature": 9.0}, student={"optim": {"lr": 0.1}}) == base
+    assert key(seed=1) != base
+    assert key(clip={"crop_size": 16}) != base
+    assert key(student={"optim": {"batch_size": 4}}) != base
+    other = export.export(tmp_path / "t2", models.build("tiny", 4).state_dict(), meta)
+    assert key(other) != base
