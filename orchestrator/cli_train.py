@@ -63,7 +63,7 @@ def show(result: JobResult) -> None:
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key, value in sorted(result.final.items()):
-        if key not in ("done",):
+        if key not in ("job_done", "done"):  # "done": exports of older dlkdd versions
             table.add_row(key, f"{value:.4f}")
     console.print(table)
     if result.export_location:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -95,11 +97,24 @@ def torch_trainer(
     )
 
 
+def fit(trainer: TorchTrainer):
+    """`trainer.fit()`, leaving Ctrl-C as it was. On a process's main thread fit() installs
+    a SIGINT handler that holds its controller's handle, so in a reused Ray worker (a
+    sweep's teacher or store task) the TrainController actor outlived its run."""
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGINT) if main else None
+    try:
+        return trainer.fit()
+    finally:
+        if main:
+            signal.signal(signal.SIGINT, previous)
+
+
 def result_of(storage: str, name: str, result) -> JobResult:
     """Ray's Result -> JobResult, read back from storage: the final checkpoint holds the
     export and every epoch's metrics (Ray keeps only the last checkpoints' metrics)."""
     final = dict(result.metrics or {})
-    done = finished(storage, name) if result.error is None and final.get("done") else None
+    done = finished(storage, name) if result.error is None and final.get("job_done") else None
     if done is None:
         error = str(result.error or "job ended without its final report").splitlines()[0]
         return JobResult(name, [], final, None, error=error)
@@ -126,7 +141,7 @@ def run_job(job: JobConfig, resources: Resources, storage: str, name: str) -> Jo
     if done := finished(storage, name):
         return done
     try:
-        result = trainer(job, resources, storage, name).fit()
+        result = fit(trainer(job, resources, storage, name))
     except Exception as err:  # TrainingFailedError carries the worker's traceback
         return JobResult(name, [], {}, None, error=_first_line(err))
     return result_of(storage, name, result)

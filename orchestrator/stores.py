@@ -14,7 +14,7 @@ from functools import partial
 import ray
 
 from orchestrator.fingerprint import resolved_precision, soft_target_key
-from orchestrator.jobs import fitting, in_turn, torch_trainer
+from orchestrator.jobs import fit, fitting, in_turn, torch_trainer
 from orchestrator.progress import console
 from orchestrator.spec import Resources
 from trainers import soft_targets
@@ -41,7 +41,7 @@ def ensure_store(job: JobConfig, resources: Resources, storage: str) -> str:
         "bf16": resolved_precision(job.optim.precision, resources) == "bf16",
     }
     name = f"soft-targets-{key}-e{job.optim.epochs}"
-    result = torch_trainer(soft_targets.compute_func, config, resources, storage, name).fit()
+    result = fit(torch_trainer(soft_targets.compute_func, config, resources, storage, name))
     if result.error is not None:
         first = str(result.error).strip().splitlines()[-1]
         raise RuntimeError(f"soft targets of teacher {job.teacher_dir} failed: {first}")

@@ -152,7 +152,7 @@ def log_result(result: JobResult) -> None:
     # are already logged per epoch, and their best value is `best_val_top1`.
     per_epoch = {k for row in result.history for k in row}
     final = {k: v for k, v in result.final.items()
-             if k not in per_epoch | {"done", "worker_started_at"}}  # fmt: skip
+             if k not in per_epoch | {"job_done", "done", "worker_started_at"}}  # fmt: skip
     if final:
         mlflow.log_metrics(final, step=int(result.final.get("epoch", 0)))
     if result.export_dir is not None:

@@ -221,7 +221,7 @@ def _finish(
         epoch=state["epoch"],
         best_val_top1=state["best_val_top1"],
         resumed_from_epoch=state["resumed_from_epoch"],
-        done=1,
+        job_done=1,  # not Tune's "done": that stops the trial before fit() cleans up
     )
     _log(rank, f"[{job.role}] test " + _fmt(metrics))
     with tempfile.TemporaryDirectory() as d:
