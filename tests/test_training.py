@@ -7,6 +7,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
+from ray.tune import result as tune_result
 from typer.testing import CliRunner
 
 from orchestrator.cli import app
@@ -86,6 +87,9 @@ def test_interrupted_job_resumes_from_its_last_epoch(ray_session, train_root, tm
     assert second.final["resumed_from_epoch"] == 2  # epochs 1-2 were not redone
     assert [int(h["epoch"]) for h in second.history] == [1, 2, 3]
     assert second.final["epoch"] == 3 and second.export_dir.is_dir()
+    # Tune's reserved keys stay out of a job's reports: "done" made Tune stop a sweep trial
+    # at its final report, killing its Train controller before it freed the workers' CPUs
+    assert not set(second.final) & set(tune_result.AUTO_RESULT_KEYS + (tune_result.DONE,))
 
 
 def test_corrupt_video_in_training_set_does_not_stop_the_job(
