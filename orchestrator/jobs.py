@@ -91,7 +91,10 @@ def torch_trainer(
             name=name,
             storage_path=storage,
             checkpoint_config=CheckpointConfig(num_to_keep=2),
-            failure_config=FailureConfig(max_failures=resources.max_failures),
+            failure_config=FailureConfig(
+                max_failures=resources.max_failures,
+                controller_failure_limit=resources.worker_start_attempts - 1,
+            ),
             callbacks=callbacks or [],
         ),
     )
@@ -117,7 +120,7 @@ def result_of(storage: str, name: str, result) -> JobResult:
     done = finished(storage, name) if result.error is None and final.get("job_done") else None
     if done is None:
         error = str(result.error or "job ended without its final report").splitlines()[0]
-        return JobResult(name, [], final, None, error=error)
+        return JobResult(name, [], final, None, error=with_holders(error))
     return done
 
 
@@ -143,13 +146,38 @@ def run_job(job: JobConfig, resources: Resources, storage: str, name: str) -> Jo
     try:
         result = fit(trainer(job, resources, storage, name))
     except Exception as err:  # TrainingFailedError carries the worker's traceback
-        return JobResult(name, [], {}, None, error=_first_line(err))
+        return JobResult(name, [], {}, None, error=failure(err))
     return result_of(storage, name, result)
 
 
-def _first_line(err: BaseException) -> str:
+def with_holders(error: str) -> str:
+    """A worker-group start timeout says who holds the cluster's resources: each reserved
+    placement group's bundles and the live actors in it (the State API, when it answers)."""
+    if "worker group startup timed out" not in error:
+        return error
+    groups = {g: info for g, info in ray.util.placement_group_table().items()
+              if info["state"] == "CREATED"}  # fmt: skip
+    try:
+        from ray.util.state import list_actors
+
+        alive = list_actors(filters=[("state", "=", "ALIVE")], detail=True, timeout=10)
+    except Exception:  # no dashboard, or it does not answer: bundles only
+        alive = []
+    lines = []
+    for group, info in groups.items():
+        actors = sorted(a.class_name for a in alive if a.placement_group_id == group)
+        bundles = ", ".join(str(b) for b in info["bundles"].values())
+        lines.append(f"  placement group {group[:12]}: {bundles}; actors: "
+                     f"{', '.join(actors) or 'none alive'}")  # fmt: skip
+    free = {k: v for k, v in ray.available_resources().items() if k in ("CPU", "GPU")}
+    return "\n".join([error, f"free now: {free}; reserved by:", *lines])
+
+
+def failure(err: BaseException) -> str:
+    """What a failed fit() says in one line (Train's errors end with the cause), with the
+    resource holders when its workers could not start."""
     text = str(err).strip()
-    return text.splitlines()[-1] if text else type(err).__name__
+    return with_holders(text.splitlines()[-1] if text else type(err).__name__)
 
 
 def in_turn(

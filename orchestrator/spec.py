@@ -38,6 +38,14 @@ class Resources(StrictModel):
         None, ge=1, description="Default: as many trials as the cluster's CPUs/GPUs fit."
     )
     max_failures: int = Field(1, ge=0, description="Worker failures a job survives (resumes).")
+    worker_start_attempts: int = Field(
+        10,
+        ge=1,
+        description="Tries a job's Train workers get to start, each waiting "
+        "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S (60 s by default) for their resources; then "
+        "the job fails naming who holds them (a sweep's trial is retried by Tune). Ray's "
+        "default is to wait forever. Raise it where GPU nodes take long to scale up.",
+    )
 
 
 class Tracking(StrictModel):

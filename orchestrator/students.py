@@ -62,7 +62,10 @@ def student_trial(
         tune.report(done.final)
         return
     trainer = jobs.trainer(job, spec.resources, storage, name, [SyncedTuneReportCallback()])
-    result = jobs.result_of(storage, name, trainer.fit())
+    try:
+        result = jobs.result_of(storage, name, trainer.fit())
+    except Exception as err:  # Tune retries the trial (its Train run resumes)
+        raise RuntimeError(jobs.failure(err)) from err
     if result.error:
         raise RuntimeError(result.error)
 

@@ -133,3 +133,25 @@ def test_resume_with_loader_workers_repeats_the_uninterrupted_losses(
     assert resumed.final["resumed_from_epoch"] == 1
     train_loss = [h["train_loss"] for h in whole.history]
     assert [h["train_loss"] for h in resumed.history] == train_loss and len(train_loss) == 3
+
+
+def test_a_job_whose_workers_cannot_start_fails_naming_the_holder(
+    ray_session, train_root, tmp_path, monkeypatch
+) -> None:
+    """Ray Train waits for a worker group's resources forever by default; a job gets
+    `resources.worker_start_attempts` tries of RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S each,
+    then fails with a message naming the placement groups that hold the CPUs."""
+    from ray.util.placement_group import placement_group, remove_placement_group
+
+    monkeypatch.setenv("RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S", "3")
+    spec = parse_spec(small_spec(train_root, tmp_path, teacher={"optim": {"epochs": 1}},
+                                 resources={"worker_start_attempts": 2}))  # fmt: skip
+    hog = placement_group([{"CPU": 3}])  # of the session's 4: one left, the job needs two
+    ray_session.get(hog.ready(), timeout=60)
+    try:
+        result = run_job(spec.job("teacher", "gic"), spec.resources, spec.storage.resolved(),
+                         "starved")  # fmt: skip
+    finally:
+        remove_placement_group(hog)
+    assert result.error and "worker group startup timed out" in result.error
+    assert f"placement group {hog.id.hex()[:12]}: {{'CPU': 3.0}}" in result.error
