@@ -41,10 +41,11 @@ def train_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return dark_dataset(tmp_path_factory, "train_data", per_class=16, seed=1)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def process_group() -> Iterator[None]:
     """DeepSpeed in the test process (world size 1 over gloo) needs a process group and the
-    launcher's LOCAL_RANK; the environment is restored afterwards."""
+    launcher's LOCAL_RANK; one for the session: DeepSpeed keeps the first group it saw, so
+    a group destroyed and made again fails its next engine. Environment restored at the end."""
     import torch.distributed as dist
 
     with socket.socket() as s:
