@@ -17,6 +17,7 @@ from orchestrator.stores import ensure_store
 from orchestrator.teachers import teacher_name
 from trainers.config import CURVE_WEIGHTS, JobConfig
 from trainers.export import read_meta
+from trainers.soft_targets import needs_store
 from trainers.storage import is_file, is_uri, join, local_copy
 
 train_app = typer.Typer(help="Train one teacher or one student.", no_args_is_help=True)
@@ -42,7 +43,7 @@ def run_tracked(spec: Spec, job: JobConfig, name: str, tags: dict[str, str]) -> 
     except tracking.TrackingError as err:
         raise fail(str(err)) from None
     console.print(cluster.connect())
-    if job.role == "student" and job.distill.alpha > 0 and job.distill.soft_targets == "store":
+    if needs_store(job):
         with console.status("soft targets: the teacher's logits for every epoch's clips"):
             store = ensure_store(job, spec.resources, spec.storage.resolved())
         console.print(f"soft targets: {store}", soft_wrap=True)

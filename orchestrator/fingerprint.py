@@ -17,7 +17,7 @@ from pathlib import Path
 from orchestrator.spec import Resources
 from trainers.config import CURVE_WEIGHTS, DatasetConfig, JobConfig
 from trainers.data.manifests import load_splits
-from trainers.export import MODEL_FILE, read_meta
+from trainers.export import MODEL_FILE, curve_file_name, read_meta
 from trainers.storage import filesystem, join, local_copy
 
 # model options that change speed, not the weights learned
@@ -51,12 +51,13 @@ def teacher_fingerprint(job: JobConfig, resources: Resources, data: str) -> str:
     return _digest(identity)[:16]
 
 
-def soft_target_key(job: JobConfig, resources: Resources) -> str:
+def soft_target_key(job: JobConfig, resources: Resources, train_data: str) -> str:
     """What a student's stored soft targets depend on: its teacher (weights, input
-    enhancement and its weights, as exported), the training clips it will see (train split
-    content, seed, clip settings) and the dtype its teacher runs in. Of the student's own
-    settings only the batch size counts (batched kernels may differ in the last bits), so
-    students of any T, alpha or learning rate share one store."""
+    enhancement and its weights, as exported), the training clips it will see (`train_data`:
+    data_digest of the train split, read once by a caller keying several teachers; seed,
+    clip settings) and the dtype its teacher runs in. Of the student's own settings only
+    the batch size counts (batched kernels may differ in the last bits), so students of any
+    T, alpha or learning rate share one store."""
     meta = read_meta(local_copy(job.teacher_dir))
     enhancement = meta["input_enhancement"] or {"name": "identity"}  # a student as teacher
     identity = {
@@ -65,11 +66,13 @@ def soft_target_key(job: JobConfig, resources: Resources) -> str:
             "arch": meta["arch"],
             "classes": meta["classes"],
             "enhancement": enhancement,
-            "enhancement_weights": file_digest(join(job.teacher_dir, f"{enhancement['name']}.pt"))
+            "enhancement_weights": file_digest(
+                join(job.teacher_dir, curve_file_name(enhancement["name"]))
+            )
             if enhancement["name"] in CURVE_WEIGHTS
             else None,
         },
-        "data": data_digest(job.dataset, job.seed, splits=("train",)),
+        "data": train_data,
         "clip": job.clip.model_dump(mode="json"),
         "batch": job.optim.batch_size,  # conv kernels may differ by batch size: kept exact
         "seed": job.seed,

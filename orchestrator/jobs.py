@@ -56,6 +56,12 @@ def fitting(resources: Resources, cluster: dict[str, float], trial_cpus: int = 0
     return max(fits, 1)
 
 
+def jobs_at_once(resources: Resources) -> int:
+    """How many jobs of a study (teachers, stores) run at once: the spec's cap, else as
+    many as the cluster holds now."""
+    return resources.max_concurrent_trials or fitting(resources, ray.cluster_resources())
+
+
 def trainer(
     job: JobConfig,
     resources: Resources,

@@ -13,8 +13,8 @@ from functools import partial
 
 import ray
 
-from orchestrator.fingerprint import resolved_precision, soft_target_key
-from orchestrator.jobs import fit, fitting, in_turn, torch_trainer
+from orchestrator.fingerprint import data_digest, resolved_precision, soft_target_key
+from orchestrator.jobs import failure, fit, in_turn, jobs_at_once, torch_trainer
 from orchestrator.progress import console
 from orchestrator.spec import Resources
 from trainers import soft_targets
@@ -24,9 +24,13 @@ from trainers.storage import join, names_in
 FOLDER = "soft_targets"
 
 
-def ensure_store(job: JobConfig, resources: Resources, storage: str) -> str:
-    """The location of a store holding the student job's `optim.epochs` (made if needed)."""
-    key = soft_target_key(job, resources)
+def ensure_store(
+    job: JobConfig, resources: Resources, storage: str, train_data: str | None = None
+) -> str:
+    """The location of a store holding the student job's `optim.epochs` (made if needed);
+    `train_data`: the train split's data_digest, when the caller has read it already."""
+    train_data = train_data or data_digest(job.dataset, job.seed, splits=("train",))
+    key = soft_target_key(job, resources, train_data)
     folder = join(storage, FOLDER)
     held = newest(folder, key)
     if held >= job.optim.epochs:
@@ -41,10 +45,13 @@ def ensure_store(job: JobConfig, resources: Resources, storage: str) -> str:
         "bf16": resolved_precision(job.optim.precision, resources) == "bf16",
     }
     name = f"soft-targets-{key}-e{job.optim.epochs}"
-    result = fit(torch_trainer(soft_targets.compute_func, config, resources, storage, name))
-    if result.error is not None:
-        first = str(result.error).strip().splitlines()[-1]
-        raise RuntimeError(f"soft targets of teacher {job.teacher_dir} failed: {first}")
+    trainer = torch_trainer(soft_targets.compute_func, config, resources, storage, name)
+    try:
+        error = fit(trainer).error
+    except Exception as err:  # Train V2 raises when its run fails
+        error = err
+    if error is not None:
+        raise RuntimeError(f"soft targets of teacher {job.teacher_dir} failed: {failure(error)}")
     return destination
 
 
@@ -55,15 +62,18 @@ def newest(folder: str, key: str) -> int:
 
 
 @ray.remote(num_cpus=0)
-def _ensure_remote(job: JobConfig, resources: Resources, storage: str) -> str:
-    return ensure_store(job, resources, storage)
+def _ensure_remote(job: JobConfig, resources: Resources, storage: str, train_data: str) -> str:
+    return ensure_store(job, resources, storage, train_data)
 
 
 def ensure_stores(jobs: dict[str, JobConfig], resources: Resources, storage: str) -> dict[str, str]:
-    """A store for each teacher's students (`jobs`: a student job per enhancement), the
-    missing ones computed as concurrent Train jobs, as many as the cluster holds."""
-    slots = resources.max_concurrent_trials or fitting(resources, ray.cluster_resources())
-    launches = {e: partial(_ensure_remote.remote, j, resources, storage) for e, j in jobs.items()}
+    """A store for each teacher's students (`jobs`: a student job per enhancement, all on
+    one dataset and seed), the missing ones computed as concurrent Train jobs."""
+    slots = jobs_at_once(resources)
+    first = next(iter(jobs.values()))
+    data = data_digest(first.dataset, first.seed, splits=("train",))  # read once for all
+    launches = {e: partial(_ensure_remote.remote, j, resources, storage, data)
+                for e, j in jobs.items()}  # fmt: skip
     stores = {}
     with console.status(f"soft targets of {len(jobs)} teacher(s), {slots} at a time"):
         for enhancement, location, _ in in_turn(launches, slots):

@@ -13,7 +13,7 @@ import ray
 
 from orchestrator import tracking
 from orchestrator.fingerprint import data_digest, teacher_fingerprint
-from orchestrator.jobs import JobResult, fitting, in_turn, run_job
+from orchestrator.jobs import JobResult, in_turn, jobs_at_once, run_job
 from orchestrator.progress import console
 from orchestrator.spec import Resources, Spec
 from trainers.config import CURVE_WEIGHTS, JobConfig
@@ -106,9 +106,7 @@ def ensure_teachers(spec: Spec, experiment_id: str, parent_run_id: str) -> dict[
             console.print(f"teacher [bold]{enhancement}[/bold]: reusing run {found[0]} ({fp})")
     missing = [e for e in jobs if e not in teachers]
     if missing:
-        slots = spec.resources.max_concurrent_trials or fitting(
-            spec.resources, ray.cluster_resources()
-        )
+        slots = jobs_at_once(spec.resources)
         console.print(f"training {len(missing)} teacher(s), {slots} at a time: "
                       f"{', '.join(missing)}")  # fmt: skip
         storage, r = spec.storage.resolved(), spec.resources

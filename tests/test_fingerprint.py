@@ -87,7 +87,7 @@ def test_soft_target_key_follows_teacher_and_clips_not_the_students_search(
     def key(teacher_dir: Path = teacher, **overrides) -> str:
         spec = parse_spec(small_spec(dataset, tmp_path, **overrides))
         job = spec.job("student", teacher_dir=teacher_dir, temperature=2.0, alpha=0.5)
-        return soft_target_key(job, spec.resources)
+        return soft_target_key(job, spec.resources, data_digest(job.dataset, job.seed, ("train",)))
 
     base = key()
     moved = Path(shutil.copytree(teacher, tmp_path / "elsewhere" / "t"))

@@ -72,4 +72,9 @@ def input_enhancer(directory: Path, meta: dict[str, Any]) -> nn.Module | None:
 
 def curve_file(directory: Path, enhancement: str) -> Path:
     """Where an export keeps the weights of its learned input enhancement."""
-    return Path(directory) / f"{enhancement}.pt"
+    return Path(directory) / curve_file_name(enhancement)
+
+
+def curve_file_name(enhancement: str) -> str:
+    """The name of that file in an export (also joined to an export's URI)."""
+    return f"{enhancement}.pt"

@@ -70,11 +70,16 @@ class StoredTeacher:
 Teacher = OnlineTeacher | StoredTeacher
 
 
+def needs_store(job: JobConfig) -> bool:
+    """A distilled student reading stored soft targets (not the control, not online)."""
+    return job.role == "student" and job.distill.alpha > 0 and job.distill.soft_targets == "store"
+
+
 def teacher_for(job: JobConfig, train_set: ClipDataset, device, dtype) -> Teacher | None:
     """A student's source of soft targets (None for the control, alpha = 0)."""
     if job.role != "student" or job.distill.alpha == 0:
         return None
-    if job.distill.soft_targets == "online":
+    if not needs_store(job):
         return OnlineTeacher.load(job.teacher_dir, job.clip, device, dtype)
     if job.soft_target_store is None:
         raise ValueError(
