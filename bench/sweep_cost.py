@@ -26,7 +26,7 @@ from ray import tune
 from tiny_study import tiny_data, tiny_spec
 
 from orchestrator import jobs
-from orchestrator.search import control_point, tune_space
+from orchestrator.search import tune_space
 from orchestrator.spec import Spec
 from orchestrator.stores import FOLDER
 from orchestrator.sweep import run_sweep
@@ -126,9 +126,12 @@ def naive_cost(spec: Spec, concurrency: int) -> dict[str, float]:
         param_space=tune_space(sweep),
         tune_config=tune.TuneConfig(
             num_samples=sweep.num_samples + 1,
-            search_alg=tune.search.BasicVariantGenerator(
-                points_to_evaluate=[control_point(sweep)], max_concurrent=concurrency
-            ),
+            search_alg=tune.search.BasicVariantGenerator(  # the control first, as a trial
+                points_to_evaluate=[
+                    {"temperature": 1.0, "alpha": 0.0, "enhancement": sweep.enhancements[0]}
+                ],
+                max_concurrent=concurrency,
+            ),  # fmt: skip
             max_concurrent_trials=concurrency,
         ),
         run_config=tune.RunConfig(name="naive", storage_path=spec.storage.resolved(), verbose=0),

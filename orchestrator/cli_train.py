@@ -9,7 +9,7 @@ from rich.table import Table
 
 from orchestrator import cluster, tracking
 from orchestrator.cli_common import PREFLIGHT_HELP, SET_HELP, fail, show_checklist, spec_or_exit
-from orchestrator.fingerprint import data_digest, teacher_fingerprint
+from orchestrator.fingerprint import data_digest, job_fingerprint
 from orchestrator.jobs import JobResult, run_job
 from orchestrator.progress import console
 from orchestrator.spec import Spec
@@ -92,7 +92,7 @@ def teacher(
             f"{e.name} needs enhancement.{CURVE_WEIGHTS[e.name]} "
             f"(dlkdd enhance train-zero-dce --variant {e.name})"
         )
-    fingerprint = teacher_fingerprint(job, spec.resources, data_digest(job.dataset, job.seed))
+    fingerprint = job_fingerprint(job, spec.resources, data_digest(job.dataset, job.seed))
     name = name or teacher_name(spec, job.enhancement.name, fingerprint)
     # the tags a sweep's teacher has: a later sweep with this spec reuses this teacher
     tags = {"dlkdd.enhancement": job.enhancement.name, "dlkdd.fingerprint": fingerprint}

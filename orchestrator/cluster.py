@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 
 import ray
+import yaml
 
 # Ray's per-report banners drown the epoch lines users watch.
 os.environ.setdefault("RAY_TRAIN_ENABLE_STATE_TRACKING", "0")
@@ -35,3 +37,36 @@ def connect(min_cpus: int = 1) -> str:
     num_cpus = max(os.cpu_count() or 1, min_cpus)
     ray.init(num_cpus=num_cpus, include_dashboard=True, **quiet)
     return f"Ray: started a local Ray with {num_cpus} logical CPUs (stops when this command ends)"
+
+
+# Where the cluster launcher (`ray up`) leaves the resolved cluster.yaml on the head; Ray
+# Tune looks for the same file to tell a launched cluster (ray.tune.execution.cluster_info).
+BOOTSTRAP_CONFIG = Path("~/ray_bootstrap_config.yaml")
+
+
+def capacity(launcher_config: Path = BOOTSTRAP_CONFIG) -> dict[str, float]:
+    """The most CPUs and GPUs the cluster can offer: what its nodes have now or, on a
+    cluster started by `ray up`, what its node types' `max_workers` allow, so that queued
+    work shows the autoscaler its whole demand. Asked anew by callers: nodes come and go."""
+    now, most = ray.cluster_resources(), launcher_maximum(launcher_config.expanduser())
+    return {k: max(now.get(k, 0.0), most.get(k, 0.0)) for k in ("CPU", "GPU")}
+
+
+def launcher_maximum(config: Path) -> dict[str, float]:
+    """Each of CPU and GPU at the cluster's largest: the head, then as many worker nodes
+    as the node types' and the cluster's `max_workers` allow, richest first. Empty when
+    there is no such file (a local Ray, a cluster started by hand)."""
+    if not config.is_file():
+        return {}
+    launched = yaml.safe_load(config.read_text())
+    types = launched.get("available_node_types", {})
+    head = types.get(launched.get("head_node_type"), {}).get("resources", {})
+    workers = [t for name, t in types.items() if name != launched.get("head_node_type")]
+    most = {}
+    for key in ("CPU", "GPU"):
+        left, total = launched.get("max_workers", sum(t.get("max_workers", 0) for t in workers)), 0
+        for t in sorted(workers, key=lambda t: -t.get("resources", {}).get(key, 0)):
+            nodes = min(t.get("max_workers", 0), left)
+            total, left = total + nodes * t.get("resources", {}).get(key, 0), left - nodes
+        most[key] = float(head.get(key, 0) + total)
+    return most

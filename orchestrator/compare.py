@@ -8,7 +8,7 @@ from pathlib import Path
 import mlflow
 from mlflow.tracking import MlflowClient
 
-from orchestrator.sweep import find_parent
+from orchestrator.sweep import CONTROL_TAG, find_parent
 from orchestrator.tracking import STUDENT_ROLES
 
 COLUMNS = (
@@ -36,16 +36,32 @@ def parent_run(experiment_id: str, sweep: str) -> mlflow.entities.Run:
     return run
 
 
-def ablation_rows(experiment_id: str, sweep: str) -> list[dict]:
-    parent = parent_run(experiment_id, sweep)
-    children = mlflow.search_runs(
+def compared_runs(experiment_id: str, parent: mlflow.entities.Run) -> list[mlflow.entities.Run]:
+    """A sweep's finished students and its control, which this sweep trained (a nested run)
+    or reused from an earlier one (named by the parent's tag)."""
+    runs = mlflow.search_runs(
         [experiment_id],
         filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}' and "
         "attributes.status = 'FINISHED'",
         output_format="list",
     )
+    return with_control([r for r in runs if r.data.tags.get("dlkdd.role") in STUDENT_ROLES],
+                        parent)  # fmt: skip
+
+
+def with_control(runs: list[mlflow.entities.Run], parent: mlflow.entities.Run) -> list:
+    """`runs` (nested runs of `parent`) and the parent's control if it is not among them:
+    reused from an earlier sweep, it is nested under that sweep's parent."""
+    control = parent.data.tags.get(CONTROL_TAG)
+    if control and control not in {r.info.run_id for r in runs}:
+        return [*runs, MlflowClient().get_run(control)]
+    return runs
+
+
+def ablation_rows(experiment_id: str, sweep: str) -> list[dict]:
+    parent = parent_run(experiment_id, sweep)
     rows = []
-    for run in (r for r in children if r.data.tags.get("dlkdd.role") in STUDENT_ROLES):
+    for run in compared_runs(experiment_id, parent):
         tags, m = run.data.tags, run.data.metrics
         rows.append(
             {

@@ -1,4 +1,5 @@
-"""A teacher's identity: a hash of what determines its weights, read from content.
+"""A teacher's (or the control's) identity: a hash of what determines its weights, read
+from content.
 
 Where things are mounted (dataset root, storage, a weights file's path) does not count; what
 they hold does: the lists as read (paths relative to the root, labels, class names, video
@@ -24,26 +25,30 @@ from trainers.storage import filesystem, join, local_copy
 SPEED_ONLY = {"compile", "channels_last"}
 
 
-def teacher_fingerprint(job: JobConfig, resources: Resources, data: str) -> str:
-    """Data content (`data`: data_digest of the job's dataset and seed, read once by a
-    caller fingerprinting several teachers), weights digests, clip/model/optimisation
-    settings, global batch, precision, enhancement, seed, version. Loader processes, names
-    and tracking do not change the teacher (clip randomness is a function of seed, epoch
-    and index)."""
+def job_fingerprint(job: JobConfig, resources: Resources, data: str) -> str:
+    """A teacher's or the control's identity (the control: a student without teacher).
+    Data content (`data`: data_digest of the job's dataset and seed, read once by a caller
+    fingerprinting several jobs), weights digests, clip/model/optimisation settings, global
+    batch, precision, a teacher's enhancement, seed, version. Loader processes, names and
+    tracking do not change the job (clip randomness is a function of seed, epoch, index)."""
+    if job.role == "student" and (job.teacher_dir or job.distill.alpha > 0):
+        raise ValueError("only teachers and the control (alpha = 0) are fingerprinted")
     optim = job.optim.model_dump(mode="json")
     optim["precision"] = resolved_precision(job.optim.precision, resources)
+    teacher = job.role == "teacher"
     enhancement = {k: v for k, v in job.enhancement.params().items() if k != "weights"}
     identity = {
+        "role": job.role,
         "data": data,
         "weights": {
             "pretrained": file_digest(job.model.pretrained),
-            "enhancement": file_digest(job.enhancement.weights()),
+            "enhancement": file_digest(job.enhancement.weights()) if teacher else None,
         },
         "clip": job.clip.model_dump(mode="json"),
         "model": job.model.model_dump(mode="json", exclude=SPEED_ONLY | {"pretrained"}),
         "optim": optim,
         "global_batch": resources.num_workers * job.optim.batch_size * job.optim.grad_accum,
-        "enhancement": {"name": job.enhancement.name, **enhancement},
+        "enhancement": {"name": job.enhancement.name, **enhancement} if teacher else None,
         "deepspeed": job.deepspeed,
         "seed": job.seed,
         "dlkdd": version("dlkdd"),

@@ -16,11 +16,14 @@ import ray
 from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 
+from orchestrator.cluster import capacity
 from orchestrator.spec import Resources
 from trainers import export
 from trainers.config import JobConfig
 from trainers.loop import EXPORT_DIR, HISTORY_FILE, PHASES_FILE, train_func
 from trainers.storage import join, local_copy, newest_holding
+
+SLOTS_RECHECK_S = 5.0  # how often queued jobs look for a node that has joined
 
 
 @dataclass
@@ -47,8 +50,8 @@ def scaling(resources: Resources) -> ScalingConfig:
 
 
 def fitting(resources: Resources, cluster: dict[str, float], trial_cpus: int = 0) -> int:
-    """How many jobs of this size the cluster holds at once (at least one): a job waiting
-    for workers longer than Train's start-up timeout fails, so jobs are not over-queued."""
+    """How many jobs of this size `cluster` holds at once (at least one): a job waiting for
+    workers longer than its start attempts fails, so jobs are not queued beyond it."""
     r = resources
     fits = int(cluster.get("CPU", 0) // (trial_cpus + r.num_workers * r.cpus_per_worker))
     if r.gpus_per_worker:
@@ -56,10 +59,11 @@ def fitting(resources: Resources, cluster: dict[str, float], trial_cpus: int = 0
     return max(fits, 1)
 
 
-def jobs_at_once(resources: Resources) -> int:
-    """How many jobs of a study (teachers, stores) run at once: the spec's cap, else as
-    many as the cluster holds now."""
-    return resources.max_concurrent_trials or fitting(resources, ray.cluster_resources())
+def jobs_at_once(resources: Resources, trial_cpus: int = 0) -> int:
+    """How many jobs of a study (teachers, stores, trials with `trial_cpus` for their Tune
+    function) may run now: the spec's cap, else as many as the cluster holds or can scale
+    to (cluster.capacity); asked again as nodes arrive."""
+    return resources.max_concurrent_trials or fitting(resources, capacity(), trial_cpus)
 
 
 def trainer(
@@ -187,15 +191,17 @@ def failure(err: BaseException) -> str:
 
 
 def in_turn(
-    launches: dict[str, Callable[[], ray.ObjectRef]], slots: int
+    launches: dict[str, Callable[[], ray.ObjectRef]], slots: Callable[[], int]
 ) -> Iterator[tuple[str, Any, int]]:
-    """Starts remote calls, at most `slots` running at once, and yields (key, result, start
-    time in ms) as each ends: a study's teachers, then their soft-target stores."""
+    """Starts remote calls, at most `slots()` running at once (asked again every few
+    seconds, so calls start on nodes as they arrive), and yields (key, result, start time
+    in ms) as each ends: a study's teachers, then their soft-target stores."""
     waiting, running = list(launches), {}
     while waiting or running:
-        while waiting and len(running) < slots:
+        while waiting and len(running) < slots():
             key = waiting.pop(0)
             running[launches[key]()] = (key, int(time.time() * 1000))
-        [done], _ = ray.wait(list(running), num_returns=1)
-        key, started_ms = running.pop(done)
-        yield key, ray.get(done), started_ms
+        done, _ = ray.wait(list(running), num_returns=1, timeout=SLOTS_RECHECK_S)
+        if done:
+            key, started_ms = running.pop(done[0])
+            yield key, ray.get(done[0]), started_ms

@@ -154,12 +154,16 @@ def _per_class(r: ListReport) -> str:
 
 
 def check_sweep(spec: Spec, parent_run_id: str, checklist: Checklist) -> None:
-    """Each teacher and student of the preflight sweep, the tracker and the storage."""
+    """Each teacher, the control and each student of the preflight sweep (the control
+    perhaps reused from an earlier preflight), the tracker and the storage."""
+    from orchestrator.compare import with_control
+
     runs = mlflow.search_runs(
         experiment_names=[spec.tracking.experiment],
         filter_string=f"tags.`mlflow.parentRunId` = '{parent_run_id}'",
         output_format="list",
     )
+    runs = with_control(runs, mlflow.get_run(parent_run_id))
     for role in ("teacher", "control", "student"):
         for run in sorted(runs, key=lambda r: r.info.run_name):
             if run.data.tags.get("dlkdd.role") != role:

@@ -13,8 +13,7 @@ import torch
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from orchestrator.compare import parent_run
-from orchestrator.tracking import STUDENT_ROLES
+from orchestrator.compare import compared_runs, parent_run
 from trainers import export
 
 ALIAS = "champion"
@@ -43,16 +42,8 @@ def candidate(
 ) -> mlflow.entities.Run:
     """The sweep's best finished student by `metric`, or the named one of its students."""
     parent = parent_run(experiment_id, sweep)
-    order = "DESC" if higher_is_better(metric) else "ASC"
-    runs = mlflow.search_runs(
-        [experiment_id],
-        filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}' and "
-        "attributes.status = 'FINISHED'",
-        order_by=[f"metrics.{metric} {order}"],
-        output_format="list",
-    )
-    runs = [r for r in runs if r.data.tags.get("dlkdd.role") in STUDENT_ROLES]
-    runs = [r for r in runs if metric in r.data.metrics]
+    runs = [r for r in compared_runs(experiment_id, parent) if metric in r.data.metrics]
+    runs.sort(key=lambda r: r.data.metrics[metric], reverse=higher_is_better(metric))
     if run_id is not None:
         runs = [r for r in runs if r.info.run_id == run_id]
         if not runs:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ray import tune
@@ -35,29 +36,54 @@ def tune_space(sweep: SweepConfig) -> dict[str, Any]:
     }
 
 
-def control_point(sweep: SweepConfig) -> dict[str, Any]:
-    """The no-distillation baseline: alpha = 0 trains on original video with plain CE."""
-    return {"temperature": 1.0, "alpha": 0.0, "enhancement": sweep.enhancements[0]}
-
-
 def first_points(sweep: SweepConfig) -> list[dict[str, Any]]:
-    """Trials run before the searcher's own: the control, and with `probe_each_enhancement`
-    one student per enhancement at the centre of the temperature and alpha ranges."""
-    probes = [
-        {"temperature": sweep.temperature.centre(), "alpha": sweep.alpha.centre(), "enhancement": e}
-        for e in sweep.enhancements
-    ]
-    return [control_point(sweep), *(probes if sweep.probe_each_enhancement else [])]
+    """Trials run before the searcher's own: with `probe_each_enhancement`, one student per
+    enhancement at the centre of the temperature and alpha ranges."""
+    if not sweep.probe_each_enhancement:
+        return []
+    centre = {"temperature": sweep.temperature.centre(), "alpha": sweep.alpha.centre()}
+    return [{**centre, "enhancement": e} for e in sweep.enhancements]
+
+
+class _LiveLimit:
+    """For Tune's two concurrency limits: `max_concurrent` is asked of `slots` whenever Tune
+    wants another trial, so trials start on nodes as they join (Tune's own limit is one
+    number fixed at the start). The number the base classes set in __init__ is ignored."""
+
+    slots: Callable[[], int]
+
+    @property
+    def max_concurrent(self) -> int:
+        return self.slots()
+
+    @max_concurrent.setter
+    def max_concurrent(self, fixed: int) -> None:
+        pass
+
+
+class LiveVariants(_LiveLimit, BasicVariantGenerator):
+    """Random or grid search with a live concurrency limit."""
+
+    def __init__(self, slots: Callable[[], int], **kwargs: Any) -> None:
+        self.slots = slots
+        super().__init__(max_concurrent=1, **kwargs)
+
+
+class LiveLimiter(_LiveLimit, ConcurrencyLimiter):
+    """A searcher (Optuna) with a live concurrency limit."""
+
+    def __init__(self, searcher: Searcher, slots: Callable[[], int]) -> None:
+        self.slots = slots
+        super().__init__(searcher, max_concurrent=1)
 
 
 def search_algorithm(
-    sweep: SweepConfig, points: list[dict[str, Any]], concurrency: int, seed: int
+    sweep: SweepConfig, points: list[dict[str, Any]], slots: Callable[[], int], seed: int
 ) -> Searcher | BasicVariantGenerator:
-    """Seeded from the spec: the same spec suggests the same configurations."""
+    """Seeded from the spec: the same spec suggests the same configurations. At most
+    `slots()` trials are live at once (suggested and not yet ended)."""
     if sweep.search == "optuna":
         from ray.tune.search.optuna import OptunaSearch
 
-        return ConcurrencyLimiter(OptunaSearch(points_to_evaluate=points, seed=seed), concurrency)
-    return BasicVariantGenerator(
-        points_to_evaluate=points, max_concurrent=concurrency, random_state=seed
-    )
+        return LiveLimiter(OptunaSearch(points_to_evaluate=points or None, seed=seed), slots)
+    return LiveVariants(slots, points_to_evaluate=points or None, random_state=seed)

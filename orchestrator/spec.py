@@ -35,7 +35,11 @@ class Resources(StrictModel):
     cpus_per_worker: int = Field(1, ge=1, description="Integer CPUs per worker (Ray wants ints).")
     gpus_per_worker: int = Field(0, ge=0, description="Integer GPUs per worker.")
     max_concurrent_trials: int | None = Field(
-        None, ge=1, description="Default: as many trials as the cluster's CPUs/GPUs fit."
+        None,
+        ge=1,
+        description="A cap on the jobs (teachers, stores, trials) running at once. Default: as "
+        "many as the cluster holds now or, started by `ray up`, at its largest (node types' "
+        "max_workers), asked again as nodes join.",
     )
     max_failures: int = Field(1, ge=0, description="Worker failures a job survives (resumes).")
     worker_start_attempts: int = Field(
@@ -113,7 +117,9 @@ class SweepConfig(StrictModel):
     enhancements: list[EnhancementName] = Field(..., min_length=1)
     temperature: Dist
     alpha: Dist
-    num_samples: int = Field(6, ge=1, description="Student trials (the control is extra).")
+    num_samples: int = Field(
+        6, ge=1, description="Distilled student trials; the control is a job of its own."
+    )
     search: Literal["random", "grid", "optuna"] = "random"
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     metric: str = "val_top1"

@@ -69,13 +69,13 @@ def _ensure_remote(job: JobConfig, resources: Resources, storage: str, train_dat
 def ensure_stores(jobs: dict[str, JobConfig], resources: Resources, storage: str) -> dict[str, str]:
     """A store for each teacher's students (`jobs`: a student job per enhancement, all on
     one dataset and seed), the missing ones computed as concurrent Train jobs."""
-    slots = jobs_at_once(resources)
     first = next(iter(jobs.values()))
     data = data_digest(first.dataset, first.seed, splits=("train",))  # read once for all
     launches = {e: partial(_ensure_remote.remote, j, resources, storage, data)
                 for e, j in jobs.items()}  # fmt: skip
     stores = {}
-    with console.status(f"soft targets of {len(jobs)} teacher(s), {slots} at a time"):
+    slots = partial(jobs_at_once, resources)
+    with console.status(f"soft targets of {len(jobs)} teacher(s), {slots()} at a time"):
         for enhancement, location, _ in in_turn(launches, slots):
             console.print(f"soft targets of teacher [bold]{enhancement}[/bold]: {location}",
                           soft_wrap=True)  # fmt: skip

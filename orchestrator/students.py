@@ -12,7 +12,7 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
 from orchestrator import jobs
 from orchestrator.search import first_points, search_algorithm, tune_space
-from orchestrator.spec import Spec
+from orchestrator.spec import Resources, Spec
 from orchestrator.tracking_tune import StudentTracker
 from trainers import stopping
 
@@ -70,10 +70,18 @@ def student_trial(
         raise RuntimeError(result.error)
 
 
-def max_concurrent(spec: Spec, cluster: dict[str, float]) -> int:
-    """As many trials as the cluster fits: 1 CPU for the trial function + its workers."""
-    r = spec.resources
-    return r.max_concurrent_trials or jobs.fitting(r, cluster, trial_cpus=1)
+class TrialSlots:
+    """How many trials may be live now: the spec's cap, else as many as the cluster holds
+    or can scale to, with 1 CPU for each trial's function besides its workers. Asked
+    whenever Tune wants a trial, so it is worked out at most every few seconds."""
+
+    def __init__(self, resources: Resources) -> None:
+        self.resources, self.count, self.at = resources, 1, float("-inf")
+
+    def __call__(self) -> int:
+        if time.monotonic() - self.at > jobs.SLOTS_RECHECK_S:
+            self.count, self.at = jobs.jobs_at_once(self.resources, trial_cpus=1), time.monotonic()
+        return self.count
 
 
 def scheduler(spec: Spec) -> TrialScheduler:
@@ -95,7 +103,7 @@ def tuner(
     tracker: StudentTracker,
     tune_name: str,
     resume: bool,
-    concurrency: int,
+    slots: TrialSlots,
 ) -> tune.Tuner:
     """A fresh Tuner, or the interrupted one restored (finished trials are not rerun)."""
     stopping.flags()  # the flag board, made (and owned) by this driver
@@ -112,10 +120,9 @@ def tuner(
         tune_config=tune.TuneConfig(
             metric=sweep.metric,
             mode="max",
-            num_samples=sweep.num_samples + 1,  # + the alpha = 0 control, evaluated first
+            num_samples=sweep.num_samples,  # the control is a job of its own (teachers.py)
             scheduler=scheduler(spec),
-            search_alg=search_algorithm(sweep, first_points(sweep), concurrency, spec.seed),
-            max_concurrent_trials=concurrency,
+            search_alg=search_algorithm(sweep, first_points(sweep), slots, spec.seed),
         ),
         run_config=tune.RunConfig(
             name=tune_name,

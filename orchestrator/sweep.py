@@ -6,14 +6,15 @@ import os
 import time
 
 import mlflow
-import ray
 
 from orchestrator import cluster, students, tracking
 from orchestrator.progress import console
 from orchestrator.spec import Spec
 from orchestrator.stores import ensure_stores
-from orchestrator.teachers import Teacher, ensure_teachers
+from orchestrator.teachers import CONTROL, Reference, ensure_references, reference_jobs
 from orchestrator.tracking_tune import StudentTracker
+
+CONTROL_TAG = "dlkdd.control_run"  # on the parent: its control, trained or reused
 
 
 def find_parent(
@@ -54,16 +55,18 @@ def run_sweep(spec: Spec, resume: bool = False) -> str:
             # from the search, so the parent does not show it
             unused = {"name", "distill"}
             mlflow.log_params(tracking.flatten(spec.model_dump(mode="json", exclude=unused)))
-        teachers = ensure_teachers(spec, experiment_id, parent.info.run_id)
-        mlflow.set_tags({f"dlkdd.teacher.{e}": t.run_id for e, t in teachers.items()})
+        teachers = ensure_references(spec, reference_jobs(spec), experiment_id, parent.info.run_id)
+        control = teachers.pop(CONTROL)
+        mlflow.set_tags({f"dlkdd.teacher.{e}": t.run_id for e, t in teachers.items()}
+                        | {CONTROL_TAG: control.run_id})  # fmt: skip
         stores = soft_target_stores(spec, teachers)
-        concurrency = students.max_concurrent(spec, ray.cluster_resources())
+        slots = students.TrialSlots(spec.resources)
         described = {e: {"run_id": t.run_id, "fingerprint": t.fingerprint, "export": t.export,
                          "soft_targets": stores.get(e)} for e, t in teachers.items()}  # fmt: skip
         tracker = StudentTracker(experiment_id, parent.info.run_id, spec, described)
         console.print(
-            f"student sweep: {spec.sweep.num_samples} trials + control, "
-            f"{concurrency} at a time, search {spec.sweep.search}, "
+            f"student sweep: {spec.sweep.num_samples} trials, "
+            f"{slots()} at a time (more as nodes join), search {spec.sweep.search}, "
             f"scheduler {spec.sweep.scheduler.type}"
         )
         tuner = students.tuner(
@@ -73,7 +76,7 @@ def run_sweep(spec: Spec, resume: bool = False) -> str:
             tracker,
             tune_name,
             resume,
-            concurrency,
+            slots,
         )
         grid = tuner.fit()
         errors = [str(e).splitlines()[0] for e in grid.errors]
@@ -82,7 +85,7 @@ def run_sweep(spec: Spec, resume: bool = False) -> str:
         return parent.info.run_id
 
 
-def soft_target_stores(spec: Spec, teachers: dict[str, Teacher]) -> dict[str, str]:
+def soft_target_stores(spec: Spec, teachers: dict[str, Reference]) -> dict[str, str]:
     """Each teacher's stored logits for its students (none when they run it online)."""
     if spec.distill.soft_targets == "online":
         return {}

@@ -1,5 +1,6 @@
-"""Teachers of a sweep: one per enhancement, reused by fingerprint, missing ones trained
-concurrently (each a TorchTrainer job inside a zero-CPU Ray task)."""
+"""A sweep's reference jobs: one teacher per enhancement and the full-budget control, each
+reused by fingerprint, the missing ones trained concurrently (each a TorchTrainer job
+inside a zero-CPU Ray task)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import mlflow
 import ray
 
 from orchestrator import tracking
-from orchestrator.fingerprint import data_digest, teacher_fingerprint
+from orchestrator.fingerprint import data_digest, job_fingerprint
 from orchestrator.jobs import JobResult, in_turn, jobs_at_once, run_job
 from orchestrator.progress import console
 from orchestrator.spec import Resources, Spec
@@ -22,10 +23,15 @@ from trainers.data.manifests import load_splits
 from trainers.enhance import CURVE_NETS, curves, zero_reference
 from trainers.storage import is_file, join, put
 
+CONTROL = "control"  # the control's key among a sweep's reference jobs
+
 
 @dataclass(frozen=True)
-class Teacher:
-    enhancement: str
+class Reference:
+    """A job the students learn from or are measured against: a teacher (keyed by its
+    enhancement) or the control (CONTROL), reused by fingerprint or trained by the sweep."""
+
+    key: str
     run_id: str
     export: str  # where its export lies in storage: a path or a URI
     fingerprint: str
@@ -79,11 +85,11 @@ def teacher_job(spec: Spec, enhancement: str) -> JobConfig:
 
 
 def find_finished(fingerprint: str, experiment_id: str) -> tuple[str, str] | None:
-    """A finished teacher run with this fingerprint whose export can still be read."""
+    """A finished teacher or control run with this fingerprint whose export can be read."""
     runs = mlflow.search_runs(
         [experiment_id],
         filter_string=f"tags.`dlkdd.fingerprint` = '{fingerprint}' and "
-        "tags.`dlkdd.role` = 'teacher' and attributes.status = 'FINISHED'",
+        "attributes.status = 'FINISHED'",
         order_by=["attributes.start_time DESC"],
         output_format="list",
     )
@@ -94,28 +100,41 @@ def find_finished(fingerprint: str, experiment_id: str) -> tuple[str, str] | Non
     return None
 
 
-def ensure_teachers(spec: Spec, experiment_id: str, parent_run_id: str) -> dict[str, Teacher]:
-    """Every enhancement of the sweep mapped to a finished teacher, training only missing ones."""
-    jobs = {e: teacher_job(spec, e) for e in spec.sweep.enhancements}
+def teacher_jobs(spec: Spec) -> dict[str, JobConfig]:
+    """A teacher per enhancement of the sweep."""
+    return {e: teacher_job(spec, e) for e in spec.sweep.enhancements}
+
+
+def reference_jobs(spec: Spec) -> dict[str, JobConfig]:
+    """The teachers and the control: a student with alpha = 0 (plain CE on original video)
+    trained for the students' full epoch budget and schedule as a job of its own, so no
+    early stopping and no searcher ever sees it."""
+    return teacher_jobs(spec) | {CONTROL: spec.job("student", alpha=0.0)}
+
+
+def ensure_references(
+    spec: Spec, jobs: dict[str, JobConfig], experiment_id: str, parent_run_id: str
+) -> dict[str, Reference]:
+    """Each job (keyed by enhancement, or CONTROL) mapped to a finished run: one with its
+    fingerprint is reused, the missing ones train side by side as the cluster fits them."""
     data = data_digest(spec.dataset, spec.seed)  # lists and video sizes: read once
-    prints = {e: teacher_fingerprint(j, spec.resources, data) for e, j in jobs.items()}
-    teachers: dict[str, Teacher] = {}
-    for enhancement, fp in prints.items():
-        if found := find_finished(fp, experiment_id):
-            teachers[enhancement] = Teacher(enhancement, *found, fp, reused=True)
-            console.print(f"teacher [bold]{enhancement}[/bold]: reusing run {found[0]} ({fp})")
-    missing = [e for e in jobs if e not in teachers]
+    prints = {k: job_fingerprint(j, spec.resources, data) for k, j in jobs.items()}
+    found: dict[str, Reference] = {}
+    for key, fp in prints.items():
+        if run := find_finished(fp, experiment_id):
+            found[key] = Reference(key, *run, fp, reused=True)
+            console.print(f"{_label(key)}: reusing run {run[0]} ({fp})")
+    missing = [k for k in jobs if k not in found]
     if missing:
-        slots = jobs_at_once(spec.resources)
-        console.print(f"training {len(missing)} teacher(s), {slots} at a time: "
-                      f"{', '.join(missing)}")  # fmt: skip
         storage, r = spec.storage.resolved(), spec.resources
-        launches = {e: partial(_train_remote.remote, jobs[e], r, storage,
-                               teacher_name(spec, e, prints[e])) for e in missing}  # fmt: skip
-        for e, result, started_ms in in_turn(launches, slots):
-            teachers[e] = _log_teacher(spec, e, jobs[e], prints[e], result, parent_run_id,
-                                       started_ms)  # fmt: skip
-    return teachers
+        console.print(f"training {', '.join(_label(k) for k in missing)}: "
+                      f"{jobs_at_once(r)} at a time (more as nodes join)")  # fmt: skip
+        launches = {k: partial(_train_remote.remote, jobs[k], r, storage,
+                               reference_name(spec, k, prints[k])) for k in missing}  # fmt: skip
+        for k, result, started_ms in in_turn(launches, partial(jobs_at_once, r)):
+            found[k] = _log_reference(spec, k, jobs[k], prints[k], result, parent_run_id,
+                                      started_ms)  # fmt: skip
+    return found
 
 
 def teacher_name(spec: Spec, enhancement: str, fingerprint: str) -> str:
@@ -123,22 +142,34 @@ def teacher_name(spec: Spec, enhancement: str, fingerprint: str) -> str:
     return f"{spec.name}-teacher-{enhancement}-{fingerprint}"
 
 
-def _log_teacher(
+def reference_name(spec: Spec, key: str, fingerprint: str) -> str:
+    """A teacher's name, or the control's (`<spec>-control-<fingerprint>`)."""
+    if key == CONTROL:
+        return f"{spec.name}-control-{fingerprint}"
+    return teacher_name(spec, key, fingerprint)
+
+
+def _label(key: str) -> str:
+    return "the control" if key == CONTROL else f"teacher [bold]{key}[/bold]"
+
+
+def _log_reference(
     spec: Spec,
-    enhancement: str,
+    key: str,
     job: JobConfig,
     fingerprint: str,
     result: JobResult,
     parent_run_id: str,
     started_ms: int,
-) -> Teacher:
-    """The finished teacher's nested MLflow run (dated from its start); raises if it failed."""
-    tags = {"dlkdd.enhancement": enhancement, "dlkdd.fingerprint": fingerprint,
-            "dlkdd.sweep": spec.name}  # fmt: skip
+) -> Reference:
+    """The finished job's nested MLflow run (dated from its start); raises if it failed."""
+    tags = {"dlkdd.enhancement": key, "dlkdd.fingerprint": fingerprint, "dlkdd.sweep": spec.name}
+    if key == CONTROL:
+        tags |= {"dlkdd.enhancement": "none", "dlkdd.control": "true", "dlkdd.alpha": "0"}
     with tracking.job_run(result.name, job, tags, parent_run_id, started_ms) as r:
         tracking.log_result(result)  # raises JobFailed (run FAILED) on error
     console.print(
-        f"teacher [bold]{enhancement}[/bold]: test_top1 "
+        f"{_label(key)}: test_top1 "
         f"{result.final.get('test_top1', float('nan')):.3f} (run {r.info.run_id})"
     )
-    return Teacher(enhancement, r.info.run_id, result.export_location, fingerprint, False)
+    return Reference(key, r.info.run_id, result.export_location, fingerprint, False)

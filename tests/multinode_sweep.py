@@ -1,8 +1,9 @@
-"""A smoke sweep on a simulated 3-node cluster (ray.cluster_utils.Cluster) with one worker
-node removed mid-trial; then, the node replaced, the same sweep again with its driver killed
-and resumed (`dlkdd sweep`, `dlkdd sweep --resume` in their own processes). Run as its own
-process by tests/test_scale_out.py, since a process joins one Ray cluster and the test
-session already has its own.
+"""A smoke sweep on a simulated cluster (ray.cluster_utils.Cluster) that starts with one
+worker node and gets a second once its first trial runs (as an autoscaler would add one),
+then loses a worker node mid-trial; then, the node replaced, the same sweep again with its
+driver killed and resumed (`dlkdd sweep`, `dlkdd sweep --resume` in their own processes).
+Run as its own process by tests/test_scale_out.py, since a process joins one Ray cluster
+and the test session already has its own.
 
     python -m tests.multinode_sweep SPEC_JSON RESULT_JSON
 """
@@ -80,6 +81,16 @@ def remove_when_training(nodes: list, cluster: Cluster, storage: Path, removed: 
         time.sleep(0.5)
 
 
+def join_when_training(cluster: Cluster, nodes: list, storage: Path, joined: dict) -> None:
+    """Adds the second worker node once the first student trial has started: the sweep
+    must start trials on it as it arrives."""
+    deadline = time.monotonic() + 900
+    while not list(storage.glob("*-student-*")) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    nodes.append(cluster.add_node(num_cpus=3, resources={"worker_2": 1}))
+    joined["at_ms"] = time.time() * 1000
+
+
 def main(spec_json: str, result_json: str) -> None:
     os.environ["RAY_TRAIN_ENABLE_STATE_TRACKING"] = "1"  # inherited by the nodes' workers
     spec = parse_spec(json.loads(Path(spec_json).read_text()))
@@ -87,34 +98,47 @@ def main(spec_json: str, result_json: str) -> None:
         initialize_head=True,
         # The driver's node; the dashboard serves the State API (placement-group cleanup).
         head_node_args={"num_cpus": 1, "include_dashboard": True, "dashboard_port": free_port()},
+        # no exit hooks: they set a SIGTERM handler, which fails when a node joins from the
+        # watcher thread; the `finally` below shuts the nodes down
+        shutdown_at_exit=False,
     )
-    nodes = [cluster.add_node(num_cpus=3, resources={f"worker_{i}": 1}) for i in (1, 2)]
-    ray.init(address=cluster.address)
-    storage = Path(spec.storage.path)
-    result = lose_a_node(spec, cluster, nodes, storage)
-    # The lost node is replaced, as the autoscaler would; then the same sweep again, its
-    # driver killed once a student has finished, and finished with `dlkdd sweep --resume`.
-    cluster.add_node(num_cpus=3, resources={"worker_1": 1})
-    result.update(kill_and_resume(Path(spec_json), spec.name, cluster.address, result["parent"]))
-    Path(result_json).write_text(json.dumps(result))
-    ray.shutdown()
-    cluster.shutdown()
+    try:
+        nodes = [cluster.add_node(num_cpus=3, resources={"worker_1": 1})]
+        ray.init(address=cluster.address)
+        storage = Path(spec.storage.path)
+        result = lose_a_node(spec, cluster, nodes, storage)
+        # The lost node is replaced, as the autoscaler would; then the same sweep again, its
+        # driver killed once a student has finished, and finished with `dlkdd sweep --resume`.
+        cluster.add_node(num_cpus=3, resources={"worker_1": 1})
+        result.update(kill_and_resume(Path(spec_json), spec.name, cluster.address,
+                                      result["parent"]))  # fmt: skip
+        Path(result_json).write_text(json.dumps(result))
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
 
 
 def lose_a_node(spec: Spec, cluster: Cluster, nodes: list, storage: Path) -> dict:
-    """The sweep, with a worker node removed mid-trial; where trials ran and resumed."""
-    ids = {n.node_id: f"worker_{i}" for i, n in enumerate(nodes, 1)}
-    removed: dict = {}
-    watcher = threading.Thread(target=remove_when_training, args=(nodes, cluster, storage, removed))
-    watcher.start()
+    """The sweep, with a worker node joining and one removed mid-trial; where trials ran
+    and resumed."""
+    removed, joined = {}, {}
+    watchers = [
+        threading.Thread(target=join_when_training, args=(cluster, nodes, storage, joined)),
+        threading.Thread(target=remove_when_training, args=(nodes, cluster, storage, removed)),
+    ]
+    for watcher in watchers:
+        watcher.start()
     parent = run_sweep(spec)
-    watcher.join()
+    for watcher in watchers:
+        watcher.join()
+    ids = {n.node_id: f"worker_{i}" for i, n in enumerate(nodes, 1)}
     workers = list_actors(filters=[("class_name", "=", "RayTrainWorker")], limit=1000)
     runs = sorted(storage.glob(f"{spec.name}-student-*"))
     finals = {r.name: jobs.finished(str(storage), r.name).final for r in runs}
     return {
         "parent": parent,
         "removed_run": removed.get("run"),
+        "joined_at_ms": joined.get("at_ms"),
         "worker_nodes": sorted({ids[a.node_id] for a in workers if a.node_id in ids}),
         "resumed_from_epoch": {name: f.get("resumed_from_epoch", 0) for name, f in finals.items()},
     }

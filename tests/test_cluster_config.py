@@ -52,3 +52,31 @@ def test_setup_installs_the_pinned_versions(config) -> None:
     assert pins["ray"] == ray.__version__ and "boto3" in pins
     assert all(c.startswith("~/dlkdd/.venv/bin/") or "ulimit" in c
                for c in config["worker_start_ray_commands"])  # fmt: skip
+
+
+def test_the_launched_clusters_largest_size_sets_how_many_trials_queue(config, tmp_path) -> None:
+    """On the head, `ray up` leaves the resolved cluster.yaml; a sweep of arid.yaml queues
+    as many trials as the cluster reaches at max_workers (4 x 4 + 2 x 8 GPUs = 8 trials
+    of 4 GPUs), not the one that a cold cluster of a CPU head holds."""
+    from orchestrator.cluster import launcher_maximum
+    from orchestrator.jobs import fitting
+    from orchestrator.spec import Resources
+
+    launched = tmp_path / "ray_bootstrap_config.yaml"
+    launched.write_text(yaml.safe_dump(config))
+    most = launcher_maximum(launched)
+    assert most == {"CPU": 4 * 48 + 2 * 96, "GPU": 4 * 4 + 2 * 8}
+    arid = yaml.safe_load((ROOT / "search_spaces/arid.yaml").read_text())["resources"]
+    assert fitting(Resources(**arid), most, trial_cpus=1) == 8
+    assert fitting(Resources(**arid), {"CPU": 0, "GPU": 0}, trial_cpus=1) == 1  # cold, by hand
+
+    fewer = {**config, "max_workers": 3}  # the cluster's cap: richest nodes first
+    launched.write_text(yaml.safe_dump(fewer))
+    assert launcher_maximum(launched) == {"CPU": 2 * 96 + 48, "GPU": 2 * 8 + 4}
+    assert launcher_maximum(tmp_path / "absent.yaml") == {}
+
+
+def test_without_a_launcher_the_capacity_is_what_the_nodes_have(ray_session, tmp_path) -> None:
+    from orchestrator.cluster import capacity
+
+    assert capacity(tmp_path / "absent.yaml") == {"CPU": 4.0, "GPU": 0.0}

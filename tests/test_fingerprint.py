@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.fingerprint import data_digest, teacher_fingerprint
+from orchestrator.fingerprint import data_digest, job_fingerprint
 from orchestrator.spec import Spec, parse_spec
 from tests.conftest import small_spec
 from trainers.enhance import curves, zero_dce
@@ -18,7 +18,7 @@ def fingerprint(root: Path, work: Path, method: str = "gic", **overrides) -> str
     """The fingerprint of the `method` teacher of a small spec with `overrides`."""
     spec: Spec = parse_spec(small_spec(root, work, **overrides))
     job = spec.job("teacher", method)
-    return teacher_fingerprint(job, spec.resources, data_digest(job.dataset, job.seed))
+    return job_fingerprint(job, spec.resources, data_digest(job.dataset, job.seed))
 
 
 @pytest.fixture()
@@ -98,3 +98,22 @@ def test_soft_target_key_follows_teacher_and_clips_not_the_students_search(
     assert key(student={"optim": {"batch_size": 4}}) != base
     other = export.export(tmp_path / "t2", models.build("tiny", 4).state_dict(), meta)
     assert key(other) != base
+
+
+def control_fingerprint(root: Path, work: Path, **overrides) -> str:
+    spec: Spec = parse_spec(small_spec(root, work, **overrides))
+    job = spec.job("student", alpha=0.0)
+    return job_fingerprint(job, spec.resources, data_digest(job.dataset, job.seed))
+
+
+def test_the_control_is_keyed_by_the_students_recipe_not_an_enhancement(synth_root, tmp_path):
+    """The control (alpha = 0) is reused like a teacher: the students' recipe counts, the
+    enhancement it never sees does not, and it never shares a teacher's fingerprint."""
+    control = control_fingerprint(synth_root, tmp_path)
+    assert control == control_fingerprint(synth_root, tmp_path, enhancement={"gamma": 4.0})
+    assert control != control_fingerprint(synth_root, tmp_path, student={"optim": {"epochs": 9}})
+    assert control != fingerprint(synth_root, tmp_path, "identity")  # same tiny recipe
+    spec = parse_spec(small_spec(synth_root, tmp_path))
+    student = spec.job("student", alpha=0.5, teacher_dir=tmp_path)
+    with pytest.raises(ValueError, match="only teachers and the control"):
+        job_fingerprint(student, spec.resources, "data")

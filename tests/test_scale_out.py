@@ -182,9 +182,11 @@ def test_submit_checks_the_dataset_root_on_the_cluster(ray_session, train_root, 
 
 
 def test_multinode_sweep_survives_a_lost_node_and_a_killed_driver(train_root, tmp_path) -> None:
-    """Head + 2 worker nodes (tests/multinode_sweep.py, its own process): trials run on
-    both workers; one worker node is removed mid-trial; the sweep completes and the
-    affected student resumes from its checkpoint rather than from epoch 0. Then the same
+    """Head + 1 worker node, a second joining once the first trial runs (tests/
+    multinode_sweep.py, its own process): a trial starts on it while the first still runs,
+    and trials run on both workers; one worker node is removed mid-trial; the sweep
+    completes and the affected student resumes from its checkpoint rather than from
+    epoch 0. Then the same
     sweep again with its driver killed: `dlkdd sweep --resume` completes it, training no
     teacher and rerunning no finished trial; no MLflow run is left RUNNING."""
     spec = small_spec(train_root, tmp_path, name="multi", teacher=EPOCHS,
@@ -203,16 +205,23 @@ def test_multinode_sweep_survives_a_lost_node_and_a_killed_driver(train_root, tm
     result = json.loads(result_json.read_text())
     assert result["worker_nodes"] == ["worker_1", "worker_2"]
     resumed, lost = result["resumed_from_epoch"], result["removed_run"]
-    assert len(resumed) == 3 and lost in resumed and resumed[lost] >= 1, (lost, resumed)
+    assert len(resumed) == 2 and lost in resumed and resumed[lost] >= 1, (lost, resumed)
 
     mlflow.set_tracking_uri(spec["tracking"]["uri"])
+    trials = sorted(children(result["parent"], "student"), key=lambda r: r.info.start_time)
+    first, joined = trials[0].info, result["joined_at_ms"]
+    assert first.start_time < joined  # one at a time on the first worker ...
+    assert any(joined < t.info.start_time < first.end_time for t in trials[1:]), (
+        joined,
+        [(t.info.start_time, t.info.end_time) for t in trials],
+    )  # ... more once it joins
     killed, done = result["killed_parent"], result["finished_before_kill"]
     assert result["resume_exit"] == 0, result["resume_output"]
     assert mlflow.get_run(killed).info.status == "FINISHED" and done
-    assert children(killed, "teacher") == []
-    assert len(children(killed, "student", "control")) == 3
+    assert children(killed, "teacher") == [] and children(killed, "control") == []  # reused
+    assert len(children(killed, "student")) == 2
     assert {r: n for r, n in finished_students(killed).items() if r in done} == done
     client = mlflow.MlflowClient()
     runs = client.search_runs([client.get_experiment_by_name("dlkdd").experiment_id])
-    # two sweep parents, one teacher (gic), two sweeps of 2 students + the control
-    assert len(runs) == 2 + 1 + 2 * 3 and all(r.info.status == "FINISHED" for r in runs)
+    # two sweep parents, one teacher (gic), one control, two sweeps of 2 students
+    assert len(runs) == 2 + 1 + 1 + 2 * 2 and all(r.info.status == "FINISHED" for r in runs)

@@ -13,6 +13,7 @@ import mlflow
 import pytest
 import ray
 import yaml
+from ray import tune
 from typer.testing import CliRunner
 
 from orchestrator.cli import app
@@ -57,6 +58,22 @@ def test_one_teacher_per_enhancement_and_a_control(sweep_run) -> None:
     assert all(s.data.tags["dlkdd.soft_targets"] == stores[s.data.tags["dlkdd.enhancement"]]
                and s.data.params["distill.soft_targets"] == "store" for s in distilled)  # fmt: skip
     assert "dlkdd.soft_targets" not in control.data.tags
+
+
+def test_the_control_is_a_full_budget_job_outside_the_search(sweep_run) -> None:
+    """ASHA (grace 1 epoch) and the searcher see only distilled students; the control is a
+    job of its own, fingerprinted like a teacher, trained for the students' whole budget."""
+    spec, parent, _ = sweep_run
+    [control] = children(parent, "control")
+    assert mlflow.get_run(parent).data.tags["dlkdd.control_run"] == control.info.run_id
+    assert control.info.run_name == f"smk-control-{control.data.tags['dlkdd.fingerprint']}"
+    history = mlflow.MlflowClient().get_metric_history(control.info.run_id, "train_loss")
+    assert sorted(m.step for m in history) == [1, 2, 3]  # spec.student.optim.epochs
+    trials = tune.ExperimentAnalysis(
+        f"{spec.storage.resolved()}/{mlflow.get_run(parent).data.tags['dlkdd.tune_name']}"
+    ).trials
+    assert len(trials) == spec.sweep.num_samples
+    assert all(t.config["alpha"] > 0 for t in trials)
 
 
 def test_every_run_carries_its_recipe_and_no_unused_settings(sweep_run, teacher_run) -> None:
@@ -153,7 +170,8 @@ def test_promote_best_refuse_worse_force_then_predict(sweep_run, train_root, tmp
 
 def test_killed_rerun_resumes_without_teachers_or_repeats(sweep_run) -> None:
     """The same sweep again, its driver killed (SIGKILL) once a trial has finished; `--resume`
-    completes it: no teacher trained, finished trials not rerun, no run left RUNNING."""
+    completes it: no teacher or control trained (both reused), finished trials not rerun,
+    no run left RUNNING."""
     spec, first, work = sweep_run
     spec_file = work / "smk.yaml"
     spec_file.write_text(yaml.safe_dump(spec.model_dump(mode="json")))
@@ -162,9 +180,11 @@ def test_killed_rerun_resumes_without_teachers_or_repeats(sweep_run) -> None:
     done = finished_students(parent)
 
     assert run_sweep(spec, resume=True) == parent
-    assert children(parent, "teacher") == []
-    students = children(parent, "student", "control")
-    assert len(students) == 3 and all(r.info.status == "FINISHED" for r in students)
+    assert children(parent, "teacher") == [] and children(parent, "control") == []  # reused
+    tags = mlflow.get_run(parent).data.tags
+    assert tags["dlkdd.control_run"] == mlflow.get_run(first).data.tags["dlkdd.control_run"]
+    students = children(parent, "student")
+    assert len(students) == 2 and all(r.info.status == "FINISHED" for r in students)
     assert {r: n for r, n in finished_students(parent).items() if r in done} == done
     running = mlflow.search_runs(experiment_names=["dlkdd"], output_format="list",
                                  filter_string="attributes.status = 'RUNNING'")  # fmt: skip

@@ -3,7 +3,13 @@ suggests the same students), and a restored tracker writes where the resuming dr
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
+
+import pytest
+from ray import cloudpickle
+from ray.tune.experiment import Experiment
+from ray.tune.search import Searcher
 
 from orchestrator.search import first_points, search_algorithm, tune_space
 from orchestrator.spec import parse_spec
@@ -16,7 +22,7 @@ SWEEP = {"enhancements": ["gic", "he"], "search": "optuna",
 
 def suggestions(root: Path, seed: int, n: int = 4) -> list[dict]:
     spec = parse_spec(small_spec(root, root, sweep=SWEEP, seed=seed))
-    searcher = search_algorithm(spec.sweep, first_points(spec.sweep), 1, spec.seed)
+    searcher = search_algorithm(spec.sweep, first_points(spec.sweep), lambda: 1, spec.seed)
     searcher.set_search_properties("val_top1", "max", tune_space(spec.sweep))
     made = []
     for i in range(n):
@@ -27,9 +33,51 @@ def suggestions(root: Path, seed: int, n: int = 4) -> list[dict]:
 
 def test_same_spec_same_optuna_suggestions(synth_root: Path) -> None:
     first = suggestions(synth_root, seed=3)
-    assert first[0] == {"temperature": 1.0, "alpha": 0.0, "enhancement": "gic"}  # the control
+    assert all(s["alpha"] > 0 for s in first)  # the control is no trial of the search
     assert suggestions(synth_root, seed=3) == first
-    assert suggestions(synth_root, seed=4)[1:] != first[1:]
+    assert suggestions(synth_root, seed=4) != first
+
+
+class Slots:
+    """A cluster's trial slots, set by the test (a node joins: more)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __call__(self) -> int:
+        return self.n
+
+
+@pytest.mark.parametrize("search", ["random", "optuna"])
+def test_more_trials_go_live_as_the_cluster_grows(
+    synth_root: Path, tmp_path: Path, search: str
+) -> None:
+    """The searcher's concurrency limit is asked again for every trial: 1 slot gives one
+    live trial, a joined node (3 slots) two more, and it survives Tune's pickling."""
+    spec = parse_spec(small_spec(synth_root, synth_root, sweep={**SWEEP, "search": search,
+                                                                "num_samples": 6}))  # fmt: skip
+    slots = Slots(1)
+    searcher = search_algorithm(spec.sweep, first_points(spec.sweep), slots, spec.seed)
+    if isinstance(searcher, Searcher):
+        searcher.set_search_properties("val_top1", "max", tune_space(spec.sweep))
+    else:  # random search generates Tune trials from an experiment, as Tune gives it
+        searcher.add_configurations(Experiment("e", lambda config: None, num_samples=7,
+                                               config=tune_space(spec.sweep),
+                                               storage_path=str(tmp_path)))  # fmt: skip
+
+    def live_after_asking() -> int:
+        for _ in range(5):
+            if isinstance(searcher, Searcher):
+                searcher.suggest(f"t{len(made)}") is not None and made.append(1)
+            elif searcher.next_trial() is not None:
+                made.append(1)
+        return len(made)
+
+    made: list[int] = []
+    assert live_after_asking() == 1
+    slots.n = 3
+    assert live_after_asking() == 3
+    assert cloudpickle.loads(cloudpickle.dumps(searcher)).max_concurrent == 3  # tuner.pkl
 
 
 def test_a_restored_student_tracker_writes_to_the_resuming_drivers_mlflow(
@@ -37,8 +85,6 @@ def test_a_restored_student_tracker_writes_to_the_resuming_drivers_mlflow(
 ) -> None:
     """`sweep --resume --tracking-uri NEW`: Tune unpickles the tracker; it must write to
     NEW, where the resuming driver connected, not to the URI of the first driver."""
-    import pickle
-
     import mlflow
 
     from orchestrator import tracking

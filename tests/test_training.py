@@ -63,7 +63,7 @@ def test_a_sweep_reuses_the_cli_trained_teacher(teacher_run) -> None:
     import yaml
 
     from orchestrator import tracking
-    from orchestrator.teachers import ensure_teachers
+    from orchestrator.teachers import ensure_references, teacher_jobs
 
     spec_file, _ = teacher_run
     data = yaml.safe_load(spec_file.read_text())
@@ -72,7 +72,8 @@ def test_a_sweep_reuses_the_cli_trained_teacher(teacher_run) -> None:
     spec = parse_spec(data)
     [cli] = [r for r in runs(spec_file) if r.info.run_name.startswith("t-teacher-gic-")]
     experiment_id = tracking.connect(spec.tracking.uri, spec.tracking.experiment)
-    teachers = ensure_teachers(spec, experiment_id, parent_run_id="none: nothing to train")
+    teachers = ensure_references(spec, teacher_jobs(spec), experiment_id,
+                                 parent_run_id="none: nothing to train")  # fmt: skip
     assert teachers["gic"].reused and teachers["gic"].run_id == cli.info.run_id
 
 
