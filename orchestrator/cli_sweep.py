@@ -127,7 +127,9 @@ def promote(
     sweep_ref: str = typer.Argument(
         ..., metavar="SWEEP", help="Spec (file or packaged name), sweep name or parent run id."
     ),
-    metric: str = typer.Option("val_top1", help="Validation metric to rank students by."),
+    metric: str = typer.Option(
+        "best_val_top1", help="Metric to rank students by (default: best-epoch validation)."
+    ),
     name: str = typer.Option("dlkdd-student", help="Registered model name."),
     force: bool = typer.Option(False, "--force", help="Move the alias even if not better."),
     run: str | None = typer.Option(
@@ -224,7 +226,7 @@ def demo(
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
     sweep("smoke", resume=False, tracking_uri=None, storage=None, sets=[], preflight=False)
     try:
-        promote("smoke", tracking_uri=None, experiment=None, metric="val_top1",
+        promote("smoke", tracking_uri=None, experiment=None, metric="best_val_top1",
                 name="dlkdd-student", force=False, run=None, sets=[])  # fmt: skip
     except typer.Exit as stop:
         if stop.exit_code != 1:  # 1: a better champion exists already; anything else fails

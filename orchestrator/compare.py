@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 
 import mlflow
 from mlflow.tracking import MlflowClient
 
-from orchestrator.sweep import CONTROL_TAG, find_parent
 from orchestrator.tracking import STUDENT_ROLES
 
 COLUMNS = (
@@ -23,6 +23,21 @@ COLUMNS = (
     "gain_test",
     "run_id",
 )
+CONTROL_TAG = "dlkdd.control_run"  # on the parent: its control, trained or reused
+
+
+def find_parent(
+    experiment_id: str, sweep: str, unfinished_only: bool
+) -> mlflow.entities.Run | None:
+    status = " and attributes.status != 'FINISHED'" if unfinished_only else ""
+    runs = mlflow.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`dlkdd.sweep_parent` = '{sweep}'{status}",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+        output_format="list",
+    )
+    return runs[0] if runs else None
 
 
 def parent_run(experiment_id: str, sweep: str) -> mlflow.entities.Run:
@@ -69,7 +84,7 @@ def ablation_rows(experiment_id: str, sweep: str) -> list[dict]:
                 "enhancement": tags.get("dlkdd.enhancement", ""),
                 "temperature": float(tags.get("dlkdd.temperature", "nan")),
                 "alpha": float(tags.get("dlkdd.alpha", "nan")),
-                "val_top1": m.get("val_top1", float("nan")),
+                "val_top1": best_val(m),
                 "test_top1": m.get("test_top1", float("nan")),
                 "test_mean_class": m.get("test_mean_class", float("nan")),
                 "run_id": run.info.run_id,
@@ -90,7 +105,7 @@ def ablation_rows(experiment_id: str, sweep: str) -> list[dict]:
                 "enhancement": enhancement,
                 "temperature": float("nan"),
                 "alpha": float("nan"),
-                "val_top1": m.get("val_top1", float("nan")),
+                "val_top1": best_val(m),
                 "test_top1": m.get("test_top1", float("nan")),
                 "test_mean_class": m.get("test_mean_class", float("nan")),
                 "gain_val": float("nan"),
@@ -101,6 +116,27 @@ def ablation_rows(experiment_id: str, sweep: str) -> list[dict]:
     order = {"control": 0, "student": 1, "teacher": 2}
     rows.sort(key=lambda r: (order[r["kind"]], r["enhancement"], -r["val_top1"]))
     return rows
+
+
+def summary(experiment_id: str, parent_run_id: str) -> dict[str, float]:
+    """The sweep's headline for its parent run: the control's validation, the student best
+    on validation, that student's gains over the control (validation, and test)."""
+    rows = ablation_rows(experiment_id, parent_run_id)
+    control = next((r for r in rows if r["kind"] == "control"), None)
+    students = [r for r in rows if r["kind"] == "student"]
+    out = {"control_val_top1": control["val_top1"]} if control else {}
+    if students:
+        best = max(students, key=lambda r: r["val_top1"])
+        out |= {"best_student_val_top1": best["val_top1"],
+                "best_student_gain_val": best["gain_val"],
+                "best_student_gain_test": best["gain_test"]}  # fmt: skip
+    return {k: v for k, v in out.items() if math.isfinite(v)}
+
+
+def best_val(metrics: dict[str, float]) -> float:
+    """Validation top-1 of the exported (best-epoch) weights, for teachers and students
+    alike; runs of older dlkdd versions logged it only as their last val_top1."""
+    return metrics.get("best_val_top1", metrics.get("val_top1", float("nan")))
 
 
 def write_csv(rows: list[dict], path: Path) -> Path:

@@ -93,7 +93,27 @@ def _register(client: MlflowClient, name: str, run, metric: str) -> str:
         if key in run.data.tags:
             client.set_model_version_tag(name, version, key, run.data.tags[key])
     client.set_model_version_tag(name, version, f"dlkdd.{metric}", str(run.data.metrics[metric]))
+    client.update_model_version(name, version, description=describe(run))
     return version
+
+
+def describe(run) -> str:
+    """What the registry page says of a version: what it is, where it came from, scores."""
+    tags, m = run.data.tags, run.data.metrics
+    if tags.get("dlkdd.role") == "control":
+        what = "Control student (alpha = 0: cross-entropy on original dark video, no teacher)"
+    else:
+        what = (f"Student distilled from the {tags.get('dlkdd.enhancement')} teacher "
+                f"(T = {tags.get('dlkdd.temperature')}, alpha = {tags.get('dlkdd.alpha')}), "
+                "trained on original dark video")  # fmt: skip
+    lines = [what, "", f"- run: {run.info.run_id} ({run.info.run_name})"]
+    if tags.get("dlkdd.teacher_run"):
+        lines.append(f"- teacher run: {tags['dlkdd.teacher_run']}")
+    if parent := tags.get("mlflow.parentRunId"):
+        lines.append(f"- sweep: {tags.get('dlkdd.sweep', '')} (parent run {parent})")
+    lines += [f"- {k}: {m[k]:.4f}" for k in ("best_val_top1", "test_top1", "test_mean_class")
+              if k in m]  # fmt: skip
+    return "\n".join(lines)
 
 
 def ensure_model(client: MlflowClient, run) -> None:

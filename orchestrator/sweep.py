@@ -8,27 +8,12 @@ import time
 import mlflow
 
 from orchestrator import cluster, students, tracking
+from orchestrator.compare import CONTROL_TAG, find_parent, summary
 from orchestrator.progress import console
 from orchestrator.spec import Spec
 from orchestrator.stores import ensure_stores
 from orchestrator.teachers import CONTROL, Reference, ensure_references, reference_jobs
 from orchestrator.tracking_tune import StudentTracker
-
-CONTROL_TAG = "dlkdd.control_run"  # on the parent: its control, trained or reused
-
-
-def find_parent(
-    experiment_id: str, sweep: str, unfinished_only: bool
-) -> mlflow.entities.Run | None:
-    status = " and attributes.status != 'FINISHED'" if unfinished_only else ""
-    runs = mlflow.search_runs(
-        [experiment_id],
-        filter_string=f"tags.`dlkdd.sweep_parent` = '{sweep}'{status}",
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
-        output_format="list",
-    )
-    return runs[0] if runs else None
 
 
 def run_sweep(spec: Spec, resume: bool = False) -> str:
@@ -82,6 +67,7 @@ def run_sweep(spec: Spec, resume: bool = False) -> str:
         errors = [str(e).splitlines()[0] for e in grid.errors]
         if errors:
             raise RuntimeError(f"{len(errors)} trial(s) failed, first: {errors[0]}")
+        mlflow.log_metrics(summary(experiment_id, parent.info.run_id))
         return parent.info.run_id
 
 

@@ -6,6 +6,7 @@ with params, per-epoch metrics, final metrics, lineage tags and the exported mod
 
 from __future__ import annotations
 
+import getpass
 import json
 import tempfile
 from collections.abc import Iterator
@@ -16,7 +17,12 @@ from typing import Any
 import mlflow
 import requests
 from mlflow.tracking import MlflowClient
-from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+from mlflow.utils.mlflow_tags import (
+    MLFLOW_PARENT_RUN_ID,
+    MLFLOW_SOURCE_NAME,
+    MLFLOW_SOURCE_TYPE,
+    MLFLOW_USER,
+)
 
 from orchestrator.jobs import JobResult
 from trainers.config import JobConfig
@@ -31,6 +37,15 @@ class TrackingError(RuntimeError):
     """The tracking server cannot be used; raised before any training starts."""
 
 
+EXPERIMENT_NOTE = (
+    "Dual-Light Knowledge Distillation for action recognition in dark video (dlkdd). "
+    "Each sweep is a parent run; nested under it: one teacher per enhancement (trained on "
+    "enhanced video), the control (alpha = 0, cross-entropy on original video) and the "
+    "distilled students (original video + the teacher's soft targets). Group by the "
+    "dlkdd.role tag; `dlkdd compare SWEEP` writes the ablation table and plots."
+)
+
+
 def connect(uri: str, experiment: str) -> str:
     """Points MLflow at `uri`, makes sure it answers, and returns the experiment id."""
     mlflow.set_tracking_uri(uri)
@@ -42,7 +57,11 @@ def connect(uri: str, experiment: str) -> str:
         exp_id = (
             found.experiment_id
             if found
-            else client.create_experiment(experiment, artifact_location(uri, experiment))
+            else client.create_experiment(
+                experiment,
+                artifact_location(uri, experiment),
+                tags={"mlflow.note.content": EXPERIMENT_NOTE},
+            )
         )
     except Exception as err:
         raise TrackingError(f"MLflow tracking server {uri} is not usable: {err}") from None
@@ -138,9 +157,16 @@ def _dated_child(name: str, tags: dict[str, str], parent_run_id: str, started_ms
     return client.create_run(
         client.get_run(parent_run_id).info.experiment_id,
         start_time=started_ms,
-        tags={**tags, MLFLOW_PARENT_RUN_ID: parent_run_id},
+        tags={**origin_tags(), **tags, MLFLOW_PARENT_RUN_ID: parent_run_id},
         run_name=name,
     ).info.run_id
+
+
+def origin_tags() -> dict[str, str]:
+    """Who ran it and with what, for runs made through MlflowClient (the fluent API sets
+    these itself): MLflow's UI shows them in its User and Source columns."""
+    return {MLFLOW_USER: getpass.getuser(), MLFLOW_SOURCE_NAME: "dlkdd",
+            MLFLOW_SOURCE_TYPE: "JOB"}  # fmt: skip
 
 
 def log_result(result: JobResult) -> None:

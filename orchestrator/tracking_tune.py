@@ -18,13 +18,19 @@ from orchestrator.spec import Spec
 
 FLUSH_WAIT_S = 600  # how long the end of a sweep waits for an unreachable MLflow
 LOGGED_PREFIXES = ("train_", "val_", "test_", "best_", "lr", "bad_clips", "epoch_seconds", "job_")
+FINAL_PREFIXES = ("test_", "best_", "job_")  # the rest of a final report repeats epochs
 
 
 def _metrics(result: dict) -> dict[str, float]:
+    """The result's metrics for MLflow. A job's final report repeats its best epoch's val_*
+    (Tune ranks by them) at the last epoch's step; logged again they would put a second
+    point there and the chart would jump, so of a final report only test_*, best_* (the
+    best epoch's validation) and job_* are kept."""
+    prefixes = FINAL_PREFIXES if result.get("job_done") else LOGGED_PREFIXES
     return {
         k: float(v)
         for k, v in result.items()
-        if k.startswith(LOGGED_PREFIXES) and isinstance(v, int | float) and math.isfinite(v)
+        if k.startswith(prefixes) and isinstance(v, int | float) and math.isfinite(v)
     }
 
 
@@ -125,6 +131,7 @@ class StudentTracker(tune.Callback):
             alpha=alpha,
         )
         tags = {
+            **tracking.origin_tags(),
             "mlflow.parentRunId": self.parent_run_id,
             "dlkdd.role": tracking.role(job),
             "dlkdd.sweep": self.sweep,

@@ -60,6 +60,18 @@ def test_one_teacher_per_enhancement_and_a_control(sweep_run) -> None:
     assert "dlkdd.soft_targets" not in control.data.tags
 
 
+def test_every_epoch_is_one_point_of_a_students_validation_curve(sweep_run) -> None:
+    """The final report repeats the best epoch's val_* for Tune; MLflow gets each epoch's
+    value once (no second point at the last step) and the best as best_val_top1."""
+    spec, parent, _ = sweep_run
+    client = mlflow.MlflowClient()
+    for student in children(parent, "student"):
+        history = client.get_metric_history(student.info.run_id, "val_top1")
+        steps = [m.step for m in history]
+        assert len(steps) == len(set(steps)), (student.info.run_name, steps)
+        assert student.data.metrics["best_val_top1"] == max(m.value for m in history)
+
+
 def test_the_control_is_a_full_budget_job_outside_the_search(sweep_run) -> None:
     """ASHA (grace 1 epoch) and the searcher see only distilled students; the control is a
     job of its own, fingerprinted like a teacher, trained for the students' whole budget."""
@@ -94,6 +106,7 @@ def test_every_run_carries_its_recipe_and_no_unused_settings(sweep_run, teacher_
         assert p["optim.lr"] == str(spec.student.optim.lr) and p["model.arch"] == "tiny"
         assert p["optim.epochs"] == "3" and p["role"] == student.data.tags["dlkdd.role"]
         assert not any(k.startswith("enhancement.") for k in p)
+        assert student.data.tags["mlflow.user"] and student.data.tags["mlflow.source.name"]
 
 
 def test_teacher_runs_span_their_training(sweep_run) -> None:
@@ -124,8 +137,16 @@ def test_compare_numbers_equal_mlflow_metrics(sweep_run, tmp_path) -> None:
     with (tmp_path / "ablation.csv").open() as f:
         rows = {r["run_id"]: r for r in csv.DictReader(f)}
     for run in children(parent, "student", "control"):
-        assert float(rows[run.info.run_id]["val_top1"]) == run.data.metrics["val_top1"]
+        assert float(rows[run.info.run_id]["val_top1"]) == run.data.metrics["best_val_top1"]
     assert (tmp_path / "gain_per_enhancement.png").stat().st_size > 1000
+    # the parent run's headline: the control and the student best on validation
+    summary = mlflow.get_run(parent).data.metrics
+    control = next(r for r in rows.values() if r["kind"] == "control")
+    best = max((r for r in rows.values() if r["kind"] == "student"),
+               key=lambda r: float(r["val_top1"]))  # fmt: skip
+    assert summary["control_val_top1"] == float(control["val_top1"])
+    assert summary["best_student_val_top1"] == float(best["val_top1"])
+    assert summary["best_student_gain_test"] == pytest.approx(float(best["gain_test"]))
 
 
 def test_promote_best_refuse_worse_force_then_predict(sweep_run, train_root, tmp_path) -> None:
@@ -139,11 +160,13 @@ def test_promote_best_refuse_worse_force_then_predict(sweep_run, train_root, tmp
     result = CliRunner().invoke(app, ["promote", "smk", *uri])
     assert result.exit_code == 0, result.output
     students = sorted(
-        children(parent, "student", "control"), key=lambda r: r.data.metrics["val_top1"]
+        children(parent, "student", "control"), key=lambda r: r.data.metrics["best_val_top1"]
     )
-    best_score = students[-1].data.metrics["val_top1"]
+    best_score = students[-1].data.metrics["best_val_top1"]
     best = champion()
-    assert mlflow.get_run(best).data.metrics["val_top1"] == best_score
+    assert mlflow.get_run(best).data.metrics["best_val_top1"] == best_score
+    version = client.get_model_version_by_alias("dlkdd-student", "champion")
+    assert best in version.description and "best_val_top1" in version.description
     again = CliRunner().invoke(app, ["promote", "smk", *uri])  # idempotent
     assert again.exit_code == 0 and "v1" in again.output
     worst = next(r.info.run_id for r in students if r.info.run_id != best)
