@@ -12,7 +12,7 @@ from rich.table import Table
 
 import search_spaces
 from orchestrator import compare as ablation
-from orchestrator import plots, registry, tracking
+from orchestrator import intervals, plots, registry, tracking
 from orchestrator.cli_common import (
     PREFLIGHT_HELP,
     SET_HELP,
@@ -101,10 +101,14 @@ def compare(
         rows = ablation.ablation_rows(exp_id, sweep_ref)
     except ValueError as err:
         raise fail(str(err)) from None
-    show_table(rows, sweep_ref)
+    configs = intervals.config_rows(rows)
+    show_table(rows, ablation.COLUMNS[:-1], f"ablation: {sweep_ref}")
+    show_configs(configs)
     files = [
         ablation.write_csv(rows, out / "ablation.csv"),
+        ablation.write_csv(configs, out / "ablation_configs.csv", intervals.CONFIG_COLUMNS),
         plots.gain_per_enhancement(rows, out / "gain_per_enhancement.png"),
+        plots.gain_intervals(configs, out / "gain_intervals.png"),
         plots.temperature_alpha_map(rows, out / "temperature_alpha.png"),
     ]
     parent = ablation.parent_run(exp_id, sweep_ref).info.run_id
@@ -113,13 +117,28 @@ def compare(
     console.print(f"wrote {', '.join(str(f) for f in files)} (also on MLflow run {parent})")
 
 
-def show_table(rows: list[dict], title: str) -> None:
-    table = Table(title=f"ablation: {title}")
-    for col in ablation.COLUMNS[:-1]:
+def show_table(rows: list[dict], columns: tuple[str, ...], title: str) -> None:
+    table = Table(title=title)
+    for col in columns:
         table.add_column(col, justify="left" if col in ("kind", "enhancement") else "right")
     for r in rows:
         table.add_row(*[f"{r[c]:.4g}" if isinstance(r[c], float) else str(r[c])
-                        for c in ablation.COLUMNS[:-1]])  # fmt: skip
+                        for c in columns])  # fmt: skip
+    console.print(table)
+
+
+def show_configs(configs: list[dict]) -> None:
+    """The per-configuration table, compact: mean and 95% interval in one cell."""
+    table = Table(title="per configuration over seeds: mean [95% CI]")
+    for col in ("kind", "enh", "T", "alpha", "seeds", "epochs", "val top-1", "test top-1",
+                "test gain (paired)", "verdict"):  # fmt: skip
+        table.add_column(col, justify="left" if col in ("kind", "enh", "verdict") else "right")
+    for c in configs:
+        gain = f"{c['gain_test_mean']:+.3f} {c['gain_test_ci']}" if c["gain_pairs"] else ""
+        table.add_row(c["kind"], c["enhancement"], f"{c['temperature']:.3g}",
+                      f"{c['alpha']:.2g}", c["seeds"], f"{c['epochs']:.3g}",
+                      f"{c['val_mean']:.3f} {c['val_ci']}", f"{c['test_mean']:.3f} {c['test_ci']}",
+                      gain, c["gain_verdict"])  # fmt: skip
     console.print(table)
 
 

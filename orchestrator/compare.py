@@ -16,6 +16,8 @@ COLUMNS = (
     "enhancement",
     "temperature",
     "alpha",
+    "seed",
+    "epochs",
     "val_top1",
     "test_top1",
     "test_mean_class",
@@ -75,36 +77,27 @@ def with_control(runs: list[mlflow.entities.Run], parent: mlflow.entities.Run) -
 
 def ablation_rows(experiment_id: str, sweep: str) -> list[dict]:
     parent = parent_run(experiment_id, sweep)
-    rows = []
-    for run in compared_runs(experiment_id, parent):
-        tags, m = run.data.tags, run.data.metrics
-        rows.append(
-            {
-                "kind": tags["dlkdd.role"],
-                "enhancement": tags.get("dlkdd.enhancement", ""),
-                "temperature": float(tags.get("dlkdd.temperature", "nan")),
-                "alpha": float(tags.get("dlkdd.alpha", "nan")),
-                "val_top1": best_val(m),
-                "test_top1": m.get("test_top1", float("nan")),
-                "test_mean_class": m.get("test_mean_class", float("nan")),
-                "run_id": run.info.run_id,
-            }
-        )
-    control = next((r for r in rows if r["kind"] == "control"), None)
-    for row in rows:
-        row["gain_val"] = row["val_top1"] - control["val_top1"] if control else float("nan")
-        row["gain_test"] = row["test_top1"] - control["test_top1"] if control else float("nan")
+    rows = [run_row(run) for run in compared_runs(experiment_id, parent)]
+    controls = {r["seed"]: r for r in rows if r["kind"] == "control"}
+    nan = float("nan")
+    for row in rows:  # paired: against the control of the same seed
+        control = controls.get(row["seed"])
+        row["gain_val"] = row["val_top1"] - control["val_top1"] if control else nan
+        row["gain_test"] = row["test_top1"] - control["test_top1"] if control else nan
     teacher_ids = {
         k.split(".", 2)[2]: v for k, v in parent.data.tags.items() if k.startswith("dlkdd.teacher.")
     }
     for enhancement, run_id in sorted(teacher_ids.items()):
-        m = MlflowClient().get_run(run_id).data.metrics
+        teacher = MlflowClient().get_run(run_id)
+        m = teacher.data.metrics
         rows.append(
             {
                 "kind": "teacher",
                 "enhancement": enhancement,
                 "temperature": float("nan"),
                 "alpha": float("nan"),
+                "seed": int(teacher.data.params.get("seed", 0)),
+                "epochs": float("nan"),
                 "val_top1": best_val(m),
                 "test_top1": m.get("test_top1", float("nan")),
                 "test_mean_class": m.get("test_mean_class", float("nan")),
@@ -116,6 +109,25 @@ def ablation_rows(experiment_id: str, sweep: str) -> list[dict]:
     order = {"control": 0, "student": 1, "teacher": 2}
     rows.sort(key=lambda r: (order[r["kind"]], r["enhancement"], -r["val_top1"]))
     return rows
+
+
+def run_row(run: mlflow.entities.Run) -> dict:
+    """A student's or the control's row: its configuration, seed, epochs trained (ASHA may
+    stop a student early) and scores."""
+    tags, m = run.data.tags, run.data.metrics
+    epochs = MlflowClient().get_metric_history(run.info.run_id, "val_top1")
+    return {
+        "kind": tags["dlkdd.role"],
+        "enhancement": tags.get("dlkdd.enhancement", ""),
+        "temperature": float(tags.get("dlkdd.temperature", "nan")),
+        "alpha": float(tags.get("dlkdd.alpha", "nan")),
+        "seed": int(run.data.params.get("seed", 0)),
+        "epochs": len({e.step for e in epochs}),
+        "val_top1": best_val(m),
+        "test_top1": m.get("test_top1", float("nan")),
+        "test_mean_class": m.get("test_mean_class", float("nan")),
+        "run_id": run.info.run_id,
+    }
 
 
 def summary(experiment_id: str, parent_run_id: str) -> dict[str, float]:
@@ -139,10 +151,10 @@ def best_val(metrics: dict[str, float]) -> float:
     return metrics.get("best_val_top1", metrics.get("val_top1", float("nan")))
 
 
-def write_csv(rows: list[dict], path: Path) -> Path:
+def write_csv(rows: list[dict], path: Path, columns: tuple[str, ...] = COLUMNS) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
     return path

@@ -103,6 +103,29 @@ def temperature_alpha_map(rows: list[dict], out: Path) -> Path:
     return _save(fig, out)
 
 
+def gain_intervals(configs: list[dict], out: Path) -> Path:
+    """Each student configuration's test gain over the control, paired by seed: the mean
+    and its 95 % interval (a dot alone where there is one seed), best on validation on top."""
+    students = [c for c in configs if c["kind"] == "student"][::-1]
+    fig, ax = plt.subplots(figsize=(7, 0.45 * max(len(students), 2) + 1.5))
+    y = np.arange(len(students))
+    for i, c in zip(y, students, strict=True):
+        gain = c["_gain"]
+        if gain.n >= 2:
+            ax.errorbar(gain.mean, i, xerr=[[gain.mean - gain.low], [gain.high - gain.mean]],
+                        fmt="o", color="tab:blue", capsize=3)  # fmt: skip
+        else:
+            ax.plot(gain.mean, i, "o", color="tab:gray")
+    ax.axvline(0, color="black", linewidth=0.8, label="control (alpha = 0)")
+    ax.set_yticks(y, [f"{c['enhancement']} T={c['temperature']:.3g} a={c['alpha']:.2g} "
+                      f"({c['gain_pairs']} seed{'s' * (c['gain_pairs'] != 1)})"
+                      for c in students], fontsize=8)  # fmt: skip
+    ax.set_xlabel("test top-1 gain over control (mean, 95% CI over seeds)")
+    ax.set_title("Distillation gain per configuration (top: best on validation)")
+    ax.legend(fontsize=8, loc="lower right")
+    return _save(fig, out)
+
+
 def _save(fig, out: Path) -> Path:
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=100, bbox_inches="tight")

@@ -1,0 +1,91 @@
+"""`dlkdd compare` over seeds, on runs with known metrics written into a real MLflow store:
+means, t-intervals, the gain paired with the control of the same seed, "1 seed" where there
+is one, and a reused control found through the parent's tag."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import mlflow
+import pytest
+from mlflow.entities import Metric, Param
+from typer.testing import CliRunner
+
+from orchestrator import tracking
+from orchestrator.cli import app
+from orchestrator.compare import CONTROL_TAG, ablation_rows
+from orchestrator.intervals import config_rows, interval
+
+T_975_2 = 4.302652729911275  # Student's t, 97.5th percentile, 2 degrees of freedom (tables)
+
+
+def test_a_t_interval_over_three_seeds() -> None:
+    i = interval([0.5, 0.6, 0.7])
+    half = T_975_2 * 0.1 / math.sqrt(3)
+    assert (i.mean, i.std, i.n) == (pytest.approx(0.6), pytest.approx(0.1), 3)
+    assert (i.low, i.high) == (pytest.approx(0.6 - half), pytest.approx(0.6 + half))
+    one = interval([0.4])
+    assert one.text() == "1 seed" and math.isnan(one.low)
+
+
+def _run(client, experiment, parent, role, seed, val, test, enh="none", t=math.nan, a=0.0):
+    tags = {"mlflow.parentRunId": parent, "dlkdd.role": role, "dlkdd.enhancement": enh,
+            "dlkdd.temperature": f"{t:.4g}", "dlkdd.alpha": f"{a:.4g}"}  # fmt: skip
+    run = client.create_run(experiment, tags=tags).info.run_id
+    epochs = [Metric("val_top1", val - 0.1 * (3 - e), 0, e) for e in (1, 2, 3)]
+    client.log_batch(run, params=[Param("seed", str(seed))], metrics=[
+        *epochs, Metric("best_val_top1", val, 0, 3), Metric("test_top1", test, 0, 3)])  # fmt: skip
+    client.set_terminated(run, "FINISHED")
+    return run
+
+
+@pytest.fixture()
+def study(tmp_path: Path) -> tuple[str, str]:
+    """A sweep `s` with a control and config A (gic, T 4, alpha 0.5) on seeds 0, 1, 2 and
+    config B (he) on seed 0 only; the seed-0 control is reused (only named by the tag)."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    experiment = tracking.connect(uri, "dlkdd")
+    client = mlflow.MlflowClient(uri)
+    parent = client.create_run(experiment, tags={"dlkdd.sweep_parent": "s"}).info.run_id
+    elsewhere = client.create_run(experiment).info.run_id  # an earlier sweep's parent
+    reused = _run(client, experiment, elsewhere, "control", 0, val=0.50, test=0.40)
+    client.set_tag(parent, CONTROL_TAG, reused)
+    for seed, (val, test) in {1: (0.60, 0.50), 2: (0.55, 0.45)}.items():
+        _run(client, experiment, parent, "control", seed, val, test)
+    for seed, test in {0: 0.50, 1: 0.70, 2: 0.45}.items():  # gains 0.10, 0.20, 0.00
+        _run(client, experiment, parent, "student", seed, 0.7, test, "gic", 4.0, 0.5)
+    _run(client, experiment, parent, "student", 0, 0.65, 0.30, "he", 2.0, 0.3)
+    client.set_terminated(parent, "FINISHED")
+    return uri, experiment
+
+
+def test_configurations_over_seeds_pair_with_the_control_of_their_seed(study) -> None:
+    _, experiment = study
+    configs = {
+        (c["kind"], c["enhancement"]): c for c in config_rows(ablation_rows(experiment, "s"))
+    }
+    control, a, b = configs["control", "none"], configs["student", "gic"], configs["student", "he"]
+    assert control["seeds"] == "0,1,2" and control["test_mean"] == pytest.approx(0.45)
+    assert a["seeds"] == "0,1,2" and a["epochs"] == 3 and a["gain_pairs"] == 3
+    assert a["gain_test_mean"] == pytest.approx(0.1)
+    half = T_975_2 * 0.1 / math.sqrt(3)  # the gains' sd is 0.1
+    assert a["gain_test_ci"] == f"[{0.1 - half:.4f}, {0.1 + half:.4f}]"
+    assert a["gain_verdict"] == "within noise"  # the interval holds zero
+    assert b["gain_pairs"] == 1 and b["gain_test_ci"] == "1 seed" and b["gain_verdict"] == "1 seed"
+    assert b["gain_test_mean"] == pytest.approx(-0.1)
+
+
+def test_compare_writes_the_configuration_table_and_the_interval_plot(study, tmp_path) -> None:
+    uri, _ = study
+    out = tmp_path / "reports"
+    result = CliRunner().invoke(app, ["compare", "s", "--tracking-uri", uri, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "per configuration over seeds" in result.output
+    with (out / "ablation_configs.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [r["kind"] for r in rows] == ["control", "student", "student"]
+    assert {"val_ci", "test_ci", "gain_test_ci", "gain_verdict", "epochs"} <= set(rows[0])
+    assert [r["gain_verdict"] for r in rows] == ["", "within noise", "1 seed"]
+    assert (out / "gain_intervals.png").stat().st_size > 1000
