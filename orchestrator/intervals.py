@@ -75,8 +75,7 @@ def config_rows(rows: list[dict]) -> list[dict]:
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in rows:
         if r["kind"] in ("student", "control"):
-            key = (r["kind"], r["enhancement"], _key(r["temperature"]), _key(r["alpha"]))
-            groups[key].append(r)
+            groups[configuration(r)].append(r)
     out = []
     for (kind, enhancement, _, _), runs in groups.items():
         temperature, alpha = runs[0]["temperature"], runs[0]["alpha"]
@@ -99,6 +98,11 @@ def config_rows(rows: list[dict]) -> list[dict]:
         })  # fmt: skip
     out.sort(key=lambda r: (r["kind"] != "control", -r["val_mean"]))
     return out
+
+
+def configuration(row: dict) -> tuple:
+    """What a row's seeds share: kind, teacher enhancement, temperature and alpha."""
+    return (row["kind"], row["enhancement"], _key(row["temperature"]), _key(row["alpha"]))
 
 
 def _key(value: float) -> float | None:

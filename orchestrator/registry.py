@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,7 +14,8 @@ import torch
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from orchestrator.compare import compared_runs, parent_run
+from orchestrator.compare import compared_runs, parent_run, run_row
+from orchestrator.intervals import Interval, configuration, interval
 from trainers import export
 
 ALIAS = "champion"
@@ -39,18 +41,26 @@ def higher_is_better(metric: str) -> bool:
 
 def candidate(
     experiment_id: str, sweep: str, metric: str, run_id: str | None
-) -> mlflow.entities.Run:
-    """The sweep's best finished student by `metric`, or the named one of its students."""
+) -> tuple[mlflow.entities.Run, Interval]:
+    """The sweep's best finished student by `metric` (a configuration run on several seeds
+    ranks by its mean over them; its best seed's run is registered), or the named one of
+    its students; with the interval of its configuration over seeds."""
     parent = parent_run(experiment_id, sweep)
     runs = [r for r in compared_runs(experiment_id, parent) if metric in r.data.metrics]
-    runs.sort(key=lambda r: r.data.metrics[metric], reverse=higher_is_better(metric))
+    config = {r.info.run_id: configuration(run_row(r)) for r in runs}
+    seeds = defaultdict(list)
+    for r in runs:
+        seeds[config[r.info.run_id]].append(r.data.metrics[metric])
+    over_seeds = {c: interval(values) for c, values in seeds.items()}
+    runs.sort(key=lambda r: (over_seeds[config[r.info.run_id]].mean, r.data.metrics[metric]),
+              reverse=higher_is_better(metric))  # fmt: skip
     if run_id is not None:
         runs = [r for r in runs if r.info.run_id == run_id]
         if not runs:
             raise ValueError(f"run {run_id} is not a finished student of sweep {sweep!r}")
     if not runs:
         raise ValueError(f"sweep {sweep!r} has no finished student with metric {metric!r}")
-    return runs[0]
+    return runs[0], over_seeds[config[runs[0].info.run_id]]
 
 
 def promote(
@@ -59,9 +69,13 @@ def promote(
     """Registers the candidate student (once) and moves `champion` to it only if it beats
     the current champion's `metric` (or with `force`)."""
     client = MlflowClient()
-    run = candidate(experiment_id, sweep, metric, run_id)
+    run, over_seeds = candidate(experiment_id, sweep, metric, run_id)
     score = run.data.metrics[metric]
     version = _version_of(client, name, run.info.run_id) or _register(client, name, run, metric)
+    for key, value in {f"dlkdd.{metric}_mean": f"{over_seeds.mean:.4f}",
+                       f"dlkdd.{metric}_ci95": over_seeds.text(),
+                       "dlkdd.seeds": str(over_seeds.n)}.items():  # fmt: skip
+        client.set_model_version_tag(name, version, key, value)
     worst = float("-inf") if higher_is_better(metric) else float("inf")
     try:
         current = client.get_model_version_by_alias(name, ALIAS)

@@ -17,6 +17,7 @@ from orchestrator import tracking
 from orchestrator.cli import app
 from orchestrator.compare import CONTROL_TAG, ablation_rows
 from orchestrator.intervals import config_rows, interval
+from orchestrator.registry import candidate
 
 T_975_2 = 4.302652729911275  # Student's t, 97.5th percentile, 2 degrees of freedom (tables)
 
@@ -89,3 +90,17 @@ def test_compare_writes_the_configuration_table_and_the_interval_plot(study, tmp
     assert {"val_ci", "test_ci", "gain_test_ci", "gain_verdict", "epochs"} <= set(rows[0])
     assert [r["gain_verdict"] for r in rows] == ["", "within noise", "1 seed"]
     assert (out / "gain_intervals.png").stat().st_size > 1000
+
+
+def test_promote_ranks_configurations_by_their_mean_over_seeds(study) -> None:
+    """A configuration with one lucky seed (0.72, but 0.40 on its other) does not outrank
+    config A's mean of 0.70 over three seeds; A's interval goes with the candidate."""
+    uri, experiment = study
+    client = mlflow.MlflowClient(uri)
+    parent = client.search_runs([experiment], "tags.`dlkdd.sweep_parent` = 's'")[0].info.run_id
+    lucky = _run(client, experiment, parent, "student", 0, 0.72, 0.3, "he", 9.0, 0.9)
+    _run(client, experiment, parent, "student", 1, 0.40, 0.3, "he", 9.0, 0.9)  # mean 0.56
+    run, over_seeds = candidate(experiment, "s", "best_val_top1", None)
+    assert run.data.tags["dlkdd.enhancement"] == "gic" and run.info.run_id != lucky
+    assert over_seeds.n == 3 and over_seeds.mean == pytest.approx(0.7)
+    assert over_seeds.text() == "[0.7000, 0.7000]"  # three equal seeds: no spread
