@@ -152,7 +152,7 @@ def promote(
     name: str = typer.Option("dlkdd-student", help="Registered model name."),
     force: bool = typer.Option(False, "--force", help="Move the alias even if not better."),
     run: str | None = typer.Option(
-        None, "--run", help="A student run of the sweep to promote instead of its best."
+        None, "--run", help="A student run (of the sweep, or CLI-trained) instead of the best."
     ),
     tracking_uri: str | None = typer.Option(None, "--tracking-uri", help="Default: the spec's."),
     experiment: str | None = typer.Option(None, help="Default: the spec's, else dlkdd."),

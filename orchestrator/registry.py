@@ -16,6 +16,7 @@ from mlflow.tracking import MlflowClient
 
 from orchestrator.compare import compared_runs, parent_run, run_row
 from orchestrator.intervals import Interval, configuration, interval
+from orchestrator.tracking import STUDENT_ROLES
 from trainers import export
 
 ALIAS = "champion"
@@ -43,8 +44,10 @@ def candidate(
     experiment_id: str, sweep: str, metric: str, run_id: str | None
 ) -> tuple[mlflow.entities.Run, Interval]:
     """The sweep's best finished student by `metric` (a configuration run on several seeds
-    ranks by its mean over them; its best seed's run is registered), or the named one of
-    its students; with the interval of its configuration over seeds."""
+    ranks by its mean over them; its best seed's run is registered), or the student run
+    named by `run_id` (any, CLI-trained too); with its configuration's interval over seeds."""
+    if run_id is not None:
+        return named(run_id, metric)
     parent = parent_run(experiment_id, sweep)
     runs = [r for r in compared_runs(experiment_id, parent) if metric in r.data.metrics]
     config = {r.info.run_id: configuration(run_row(r)) for r in runs}
@@ -54,13 +57,23 @@ def candidate(
     over_seeds = {c: interval(values) for c, values in seeds.items()}
     runs.sort(key=lambda r: (over_seeds[config[r.info.run_id]].mean, r.data.metrics[metric]),
               reverse=higher_is_better(metric))  # fmt: skip
-    if run_id is not None:
-        runs = [r for r in runs if r.info.run_id == run_id]
-        if not runs:
-            raise ValueError(f"run {run_id} is not a finished student of sweep {sweep!r}")
     if not runs:
         raise ValueError(f"sweep {sweep!r} has no finished student with metric {metric!r}")
     return runs[0], over_seeds[config[runs[0].info.run_id]]
+
+
+def named(run_id: str, metric: str) -> tuple[mlflow.entities.Run, Interval]:
+    """A student run named by id, a sweep's or one `dlkdd train student` made."""
+    try:
+        run = MlflowClient().get_run(run_id)
+    except MlflowException:
+        raise ValueError(f"no run {run_id} in MLflow") from None
+    if run.info.status != "FINISHED" or run.data.tags.get("dlkdd.role") not in STUDENT_ROLES:
+        raise ValueError(f"run {run_id} is not a finished student (role "
+                         f"{run.data.tags.get('dlkdd.role')}, {run.info.status})")  # fmt: skip
+    if metric not in run.data.metrics:
+        raise ValueError(f"run {run_id} has no metric {metric!r}")
+    return run, interval([run.data.metrics[metric]])
 
 
 def promote(
@@ -113,12 +126,12 @@ def _register(client: MlflowClient, name: str, run, metric: str) -> str:
 
 def describe(run) -> str:
     """What the registry page says of a version: what it is, where it came from, scores."""
-    tags, m = run.data.tags, run.data.metrics
+    tags, m, p = run.data.tags, run.data.metrics, run.data.params
     if tags.get("dlkdd.role") == "control":
         what = "Control student (alpha = 0: cross-entropy on original dark video, no teacher)"
     else:
         what = (f"Student distilled from the {tags.get('dlkdd.enhancement')} teacher "
-                f"(T = {tags.get('dlkdd.temperature')}, alpha = {tags.get('dlkdd.alpha')}), "
+                f"(T = {p.get('temperature')}, alpha = {p.get('alpha')}), "
                 "trained on original dark video")  # fmt: skip
     lines = [what, "", f"- run: {run.info.run_id} ({run.info.run_name})"]
     if tags.get("dlkdd.teacher_run"):

@@ -55,6 +55,13 @@ def test_student_distils_from_the_teacher_run(teacher_run) -> None:
     assert "test_top1" in student.data.metrics
     model, meta = export.load(local_copy(student.data.tags["dlkdd.export_dir"]))
     assert meta["input_enhancement"] is None and meta["distill"]["temperature"] == 4.0
+    # a CLI-trained student is promotable like a sweep's
+    uri = f"sqlite:///{spec_file.parent / 'mlflow.db'}"
+    args = ["promote", str(spec_file), "--run", student.info.run_id, "--name", "cli-student"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    version = mlflow.MlflowClient(uri).get_model_version_by_alias("cli-student", "champion")
+    assert version.run_id == student.info.run_id and "distilled" in version.description
 
 
 def test_a_sweep_reuses_the_cli_trained_teacher(teacher_run) -> None:
