@@ -149,7 +149,7 @@ def report(name: str, c: dict[str, float]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--samples", type=int, default=4, help="Student trials (+ control).")
+    parser.add_argument("--samples", type=int, default=4, help="Distilled student trials.")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument(
         "--cpus", type=int, default=3,
@@ -169,7 +169,7 @@ def main() -> None:
         per_trial = 1 + r.num_workers * r.cpus_per_worker
         costs["naive"] = naive_cost(naive_spec, max(args.cpus // per_trial, 1))
         ray.shutdown()
-    print(f"\n{args.samples} student trials + control, 2 enhancements, {args.epochs} epochs, "
+    print(f"\n{args.samples} student trials and the control, 2 enhancements, {args.epochs} epochs, "
           f"2 Train workers per job, {args.cpus} logical CPUs")  # fmt: skip
     print(f"{'':13s} {'jobs':>5s} {'wall s':>9s} {'worker-s':>11s} {'in-step wkr-s':>14s} "
           f"{'outside steps':>12s} {'teacher fwd clips':>16s}")  # fmt: skip

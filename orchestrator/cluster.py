@@ -58,7 +58,7 @@ def launcher_maximum(config: Path) -> dict[str, float]:
     there is no such file (a local Ray, a cluster started by hand)."""
     if not config.is_file():
         return {}
-    launched = yaml.safe_load(config.read_text())
+    launched = yaml.safe_load(config.read_text()) or {}
     types = launched.get("available_node_types", {})
     head = types.get(launched.get("head_node_type"), {}).get("resources", {})
     workers = [t for name, t in types.items() if name != launched.get("head_node_type")]

@@ -38,7 +38,6 @@ def job_fingerprint(job: JobConfig, resources: Resources, data: str) -> str:
     teacher = job.role == "teacher"
     enhancement = {k: v for k, v in job.enhancement.params().items() if k != "weights"}
     identity = {
-        "role": job.role,
         "data": data,
         "weights": {
             "pretrained": file_digest(job.model.pretrained),
@@ -53,6 +52,8 @@ def job_fingerprint(job: JobConfig, resources: Resources, data: str) -> str:
         "seed": job.seed,
         "dlkdd": version("dlkdd"),
     }
+    if not teacher:  # teachers' identities stay as they were: their runs are reused
+        identity["role"] = "control"
     return _digest(identity)[:16]
 
 

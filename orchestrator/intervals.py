@@ -47,7 +47,9 @@ class Interval:
 
 
 def interval(values: list[float]) -> Interval:
-    """t-interval at LEVEL over the values' sample standard deviation (n - 1)."""
+    """t-interval at LEVEL over the values' sample standard deviation (n - 1); values that
+    are missing (NaN) do not count."""
+    values = [v for v in values if math.isfinite(v)]
     n = len(values)
     if n == 0:
         return Interval(math.nan, math.nan, math.nan, math.nan, 0)
@@ -71,7 +73,8 @@ def verdict(gain: Interval) -> str:
 def config_rows(rows: list[dict]) -> list[dict]:
     """Per-run ablation rows (kind, enhancement, temperature, alpha, seed, epochs, val_top1,
     test_top1, gain_test) -> one row per configuration over its seeds. The gain is paired:
-    each seed's student against the control of the same seed."""
+    each seed's student against the control of the same seed. Runs repeating a seed (a grid
+    point drawn twice) are averaged first: n counts seeds, not runs."""
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in rows:
         if r["kind"] in ("student", "control"):
@@ -79,14 +82,12 @@ def config_rows(rows: list[dict]) -> list[dict]:
     out = []
     for (kind, enhancement, _, _), runs in groups.items():
         temperature, alpha = runs[0]["temperature"], runs[0]["alpha"]
-        val = interval([r["val_top1"] for r in runs])
-        test = interval([r["test_top1"] for r in runs])
-        gain = interval([r["gain_test"] for r in runs if math.isfinite(r["gain_test"])])
+        val, test, gain = (interval(per_seed(runs, k)) for k in ("val_top1", "test_top1",
+                                                                  "gain_test"))  # fmt: skip
         paired = kind == "student"
         out.append({
             "kind": kind, "enhancement": enhancement, "temperature": temperature,
-            "alpha": alpha, "seeds": ",".join(str(r["seed"]) for r in sorted(
-                runs, key=lambda r: r["seed"])),
+            "alpha": alpha, "seeds": ",".join(str(k) for k in sorted({r["seed"] for r in runs})),
             "epochs": sum(r["epochs"] for r in runs) / len(runs),
             "val_mean": val.mean, "val_std": val.std, "val_ci": val.text(),
             "test_mean": test.mean, "test_std": test.std, "test_ci": test.text(),
@@ -96,8 +97,18 @@ def config_rows(rows: list[dict]) -> list[dict]:
             "gain_verdict": verdict(gain) if paired else "",
             "_gain": gain,
         })  # fmt: skip
-    out.sort(key=lambda r: (r["kind"] != "control", -r["val_mean"]))
+    out.sort(key=lambda r: (r["kind"] != "control", not math.isfinite(r["val_mean"]),
+                            -r["val_mean"] if math.isfinite(r["val_mean"]) else 0))  # fmt: skip
     return out
+
+
+def per_seed(runs: list[dict], key: str) -> list[float]:
+    """`key` of each seed: the mean over that seed's runs (NaN where none has it)."""
+    seeds: dict[int, list[float]] = defaultdict(list)
+    for r in runs:
+        if math.isfinite(r[key]):
+            seeds[r["seed"]].append(r[key])
+    return [sum(v) / len(v) for v in seeds.values()]
 
 
 def configuration(row: dict) -> tuple:

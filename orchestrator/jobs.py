@@ -50,8 +50,9 @@ def scaling(resources: Resources) -> ScalingConfig:
 
 
 def fitting(resources: Resources, cluster: dict[str, float], trial_cpus: int = 0) -> int:
-    """How many jobs of this size `cluster` holds at once (at least one): a job waiting for
-    workers longer than its start attempts fails, so jobs are not queued beyond it."""
+    """How many jobs of this size `cluster` holds at once (at least one). Given what an
+    autoscaling cluster can grow to, jobs beyond its current nodes wait for new ones, up to
+    `resources.worker_start_attempts` x 60 s each (raise it where nodes boot slowly)."""
     r = resources
     fits = int(cluster.get("CPU", 0) // (trial_cpus + r.num_workers * r.cpus_per_worker))
     if r.gpus_per_worker:

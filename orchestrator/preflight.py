@@ -169,7 +169,7 @@ def check_sweep(spec: Spec, parent_run_id: str, checklist: Checklist) -> None:
             if run.data.tags.get("dlkdd.role") != role:
                 continue
             ok = run.info.status == "FINISHED"
-            metric = "test_top1" if role == "teacher" else "val_top1"
+            metric = "test_top1" if role == "teacher" else "best_val_top1"
             value = run.data.metrics.get(metric, float("nan"))
             checklist.add(role, ok, f"{run.info.run_name}: {run.info.status}, {metric} {value:.3f}")
     students = [r for r in runs if r.data.tags.get("dlkdd.role") in STUDENT_ROLES]

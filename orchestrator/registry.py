@@ -15,7 +15,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from orchestrator.compare import compared_runs, parent_run, run_row
-from orchestrator.intervals import Interval, configuration, interval
+from orchestrator.intervals import Interval, configuration, interval, per_seed
 from orchestrator.tracking import STUDENT_ROLES
 from trainers import export
 
@@ -50,11 +50,12 @@ def candidate(
         return named(run_id, metric)
     parent = parent_run(experiment_id, sweep)
     runs = [r for r in compared_runs(experiment_id, parent) if metric in r.data.metrics]
-    config = {r.info.run_id: configuration(run_row(r)) for r in runs}
-    seeds = defaultdict(list)
-    for r in runs:
-        seeds[config[r.info.run_id]].append(r.data.metrics[metric])
-    over_seeds = {c: interval(values) for c, values in seeds.items()}
+    rows = {r.info.run_id: run_row(r) | {metric: r.data.metrics[metric]} for r in runs}
+    config = {run_id: configuration(row) for run_id, row in rows.items()}
+    grouped = defaultdict(list)
+    for run_id, row in rows.items():
+        grouped[config[run_id]].append(row)
+    over_seeds = {c: interval(per_seed(group, metric)) for c, group in grouped.items()}
     runs.sort(key=lambda r: (over_seeds[config[r.info.run_id]].mean, r.data.metrics[metric]),
               reverse=higher_is_better(metric))  # fmt: skip
     if not runs:

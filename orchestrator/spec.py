@@ -143,9 +143,10 @@ class SweepConfig(StrictModel):
     @classmethod
     def _alpha_is_a_weight(cls, v: Dist) -> Dist:
         lo, hi = v.bounds()
-        if lo < 0 or hi > 1:
+        if lo <= 0 or hi > 1:
             raise ValueError(
-                f"alpha weighs the KD term: its range must lie in [0, 1], got {lo}..{hi}"
+                f"alpha weighs the KD term: its range must lie in (0, 1], got {lo}..{hi} "
+                "(the control, alpha = 0, is a job of its own in every sweep)"
             )
         return v
 

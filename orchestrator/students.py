@@ -78,6 +78,11 @@ class TrialSlots:
     def __init__(self, resources: Resources) -> None:
         self.resources, self.count, self.at = resources, 1, float("-inf")
 
+    def __setstate__(self, state: dict) -> None:
+        """Restored by `sweep --resume` (Tune pickles the searcher): ask again at once; the
+        old process's monotonic clock means nothing here."""
+        self.__dict__.update(state, count=1, at=float("-inf"))
+
     def __call__(self) -> int:
         if time.monotonic() - self.at > jobs.SLOTS_RECHECK_S:
             self.count, self.at = jobs.jobs_at_once(self.resources, trial_cpus=1), time.monotonic()

@@ -26,10 +26,11 @@ def epochs_logged(run) -> int:
 
 
 def finished_students(parent: str) -> dict[str, int]:
-    """The parent's FINISHED students -> how many epochs each has in MLflow."""
+    """The parent's FINISHED students -> how many epochs each has in MLflow (the control
+    is no trial: it trains, or is reused, before them)."""
     return {
         r.info.run_id: epochs_logged(r)
-        for r in children(parent, "student", "control")
+        for r in children(parent, "student")
         if r.info.status == "FINISHED"
     }
 

@@ -31,6 +31,21 @@ def test_a_t_interval_over_three_seeds() -> None:
     assert one.text() == "1 seed" and math.isnan(one.low)
 
 
+def test_runs_repeating_a_seed_count_once() -> None:
+    """A grid point drawn twice on seed 0 is one seed (averaged), not an interval of two."""
+
+    def row(kind, seed, val, gain):
+        return {"kind": kind, "enhancement": "gic" if kind == "student" else "none",
+                "temperature": 4.0 if kind == "student" else math.nan, "alpha": 0.5,
+                "seed": seed, "epochs": 3, "val_top1": val, "test_top1": val,
+                "gain_test": gain}  # fmt: skip
+
+    [student] = [c for c in config_rows([row("student", 0, 0.6, 0.1), row("student", 0, 0.8, 0.3)])]
+    assert student["seeds"] == "0" and student["gain_pairs"] == 1
+    assert student["val_mean"] == pytest.approx(0.7) and student["val_ci"] == "1 seed"
+    assert student["gain_verdict"] == "1 seed"
+
+
 def _run(client, experiment, parent, role, seed, val, test, enh="none", t=math.nan, a=0.0):
     tags = {"mlflow.parentRunId": parent, "dlkdd.role": role, "dlkdd.enhancement": enh,
             "dlkdd.temperature": f"{t:.4g}", "dlkdd.alpha": f"{a:.4g}"}  # fmt: skip

@@ -87,8 +87,9 @@ def test_packaged_specs_validate_given_a_dataset(name: str, tmp_path: Path) -> N
 @pytest.mark.parametrize(
     ("key", "dist", "message"),
     [
-        ("alpha", {"type": "uniform", "low": 0.5, "high": 2}, r"sweep.alpha: .*\[0, 1\]"),
-        ("alpha", {"type": "choice", "values": [-0.1, 0.5]}, r"sweep.alpha: .*\[0, 1\]"),
+        ("alpha", {"type": "uniform", "low": 0.5, "high": 2}, r"sweep.alpha: .*\(0, 1\]"),
+        ("alpha", {"type": "choice", "values": [-0.1, 0.5]}, r"sweep.alpha: .*\(0, 1\]"),
+        ("alpha", {"type": "choice", "values": [0, 0.5]}, r"control, alpha = 0, is a job"),
         ("temperature", {"type": "uniform", "low": 0, "high": 4}, r"sweep.temperature: .*> 0"),
         ("temperature", {"type": "grid", "values": [-1, 2]}, r"sweep.temperature: .*> 0"),
     ],

@@ -99,3 +99,15 @@ def test_a_restored_student_tracker_writes_to_the_resuming_drivers_mlflow(
         restored.experiment_id, restored.parent_run_id = new, parent.info.run_id
         run_id = restored.run_id("trial1", {"alpha": 0.0, "temperature": 1.0, "enhancement": "gic"})
     assert mlflow.MlflowClient(new_uri).get_run(run_id).data.tags["dlkdd.trial_id"] == "trial1"
+
+
+def test_trial_slots_are_asked_again_after_a_restore() -> None:
+    """Tune pickles the searcher, slot count and all; on `sweep --resume` (maybe on another
+    head) the count must be worked out anew, not kept until the old clock's time comes."""
+    from orchestrator.spec import Resources
+    from orchestrator.students import TrialSlots
+
+    slots = TrialSlots(Resources())
+    slots.count, slots.at = 7, 1e12  # as if just computed on a long-running head
+    restored = pickle.loads(pickle.dumps(slots))
+    assert restored.count == 1 and restored.at == float("-inf")
