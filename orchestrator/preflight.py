@@ -73,15 +73,14 @@ def _one_short_epoch(optim: OptimConfig) -> dict[str, int]:
 
 
 def shrunk_on_cluster(spec: Spec) -> Spec:
-    """Connects to Ray (saying which), shrinks the spec for the cluster's GPUs, and says
+    """Connects to Ray (saying which), shrinks the spec for the cluster's GPUs (those a
+    `ray up` cluster can scale to count: a cold GPU cluster rehearses on GPUs), and says
     what the preflight will run and where it logs."""
-    import ray
-
     from orchestrator import cluster
     from orchestrator.progress import console
 
     console.print(cluster.connect(min_cpus=1 + min(spec.resources.num_workers, MAX_TRAIN_WORKERS)))
-    small = shrink(spec, ray.cluster_resources().get("GPU", 0))
+    small = shrink(spec, cluster.capacity()["GPU"])
     console.print(
         f"preflight: {CLIPS_PER_CLASS} clip(s) per class and split, clips "
         f"{small.clip.num_frames}x{small.clip.crop_size}x{small.clip.crop_size}, 1 epoch, "
