@@ -1,10 +1,10 @@
-"""End-to-end smoke sweep on synthetic data: teachers, students, MLflow, compare, promote,
-predict; and a rerun, killed and resumed, that trains no teacher and repeats no trial."""
+"""End-to-end smoke sweep on synthetic data: teachers, the control, students, MLflow,
+compare, promote, predict. (A rerun killed and resumed, training no teacher or control and
+repeating no trial, is tests/test_scale_out.py's multi-node test, as the cluster runs it.)"""
 
 from __future__ import annotations
 
 import csv
-import os
 import re
 import time
 from pathlib import Path
@@ -12,7 +12,6 @@ from pathlib import Path
 import mlflow
 import pytest
 import ray
-import yaml
 from ray import tune
 from typer.testing import CliRunner
 
@@ -20,7 +19,7 @@ from orchestrator.cli import app
 from orchestrator.spec import parse_spec
 from orchestrator.sweep import run_sweep
 from tests.conftest import small_spec
-from tests.interrupt import children, finished_students, kill_after_a_finished_student
+from tests.interrupt import children
 
 pytestmark = pytest.mark.slow
 
@@ -189,26 +188,3 @@ def test_promote_best_refuse_worse_force_then_predict(sweep_run, train_root, tmp
     assert result.exit_code == 1, result.output  # the missing video is named, the other classified
     assert re.search(r"test_\w+\.mp4: (rise|fall|sway|pulse) [01]\.\d\d", result.output)
     assert "missing.mp4" in result.output
-
-
-def test_killed_rerun_resumes_without_teachers_or_repeats(sweep_run) -> None:
-    """The same sweep again, its driver killed (SIGKILL) once a trial has finished; `--resume`
-    completes it: no teacher or control trained (both reused), finished trials not rerun,
-    no run left RUNNING."""
-    spec, first, work = sweep_run
-    spec_file = work / "smk.yaml"
-    spec_file.write_text(yaml.safe_dump(spec.model_dump(mode="json")))
-    env = {**os.environ, "RAY_ADDRESS": ray.get_runtime_context().gcs_address}
-    parent = kill_after_a_finished_student(spec_file, "smk", env, exclude=first)
-    done = finished_students(parent)
-
-    assert run_sweep(spec, resume=True) == parent
-    assert children(parent, "teacher") == [] and children(parent, "control") == []  # reused
-    tags = mlflow.get_run(parent).data.tags
-    assert tags["dlkdd.control_run"] == mlflow.get_run(first).data.tags["dlkdd.control_run"]
-    students = children(parent, "student")
-    assert len(students) == 2 and all(r.info.status == "FINISHED" for r in students)
-    assert {r: n for r, n in finished_students(parent).items() if r in done} == done
-    running = mlflow.search_runs(experiment_names=["dlkdd"], output_format="list",
-                                 filter_string="attributes.status = 'RUNNING'")  # fmt: skip
-    assert running == []
