@@ -88,32 +88,17 @@ def ablation_rows(experiment_id: str, sweep: str) -> list[dict]:
         k.split(".", 2)[2]: v for k, v in parent.data.tags.items() if k.startswith("dlkdd.teacher.")
     }
     for enhancement, run_id in sorted(teacher_ids.items()):
-        teacher = MlflowClient().get_run(run_id)
-        m = teacher.data.metrics
-        rows.append(
-            {
-                "kind": "teacher",
-                "enhancement": enhancement,
-                "temperature": float("nan"),
-                "alpha": float("nan"),
-                "seed": int(teacher.data.params.get("seed", 0)),
-                "epochs": float("nan"),
-                "val_top1": best_val(m),
-                "test_top1": m.get("test_top1", float("nan")),
-                "test_mean_class": m.get("test_mean_class", float("nan")),
-                "gain_val": float("nan"),
-                "gain_test": float("nan"),
-                "run_id": run_id,
-            }
-        )
+        teacher = run_row(MlflowClient().get_run(run_id))
+        rows.append(teacher | {"kind": "teacher", "enhancement": enhancement, "gain_val": nan,
+                               "gain_test": nan})  # fmt: skip
     order = {"control": 0, "student": 1, "teacher": 2}
     rows.sort(key=lambda r: (order[r["kind"]], r["enhancement"], -r["val_top1"]))
     return rows
 
 
 def run_row(run: mlflow.entities.Run) -> dict:
-    """A student's or the control's row: its configuration, seed, epochs trained (ASHA may
-    stop a student early) and scores."""
+    """A run's row (a student, the control or a teacher): its configuration, seed, epochs
+    trained (ASHA may stop a student early) and scores."""
     tags, m = run.data.tags, run.data.metrics
     epochs = MlflowClient().get_metric_history(run.info.run_id, "val_top1")
     return {
