@@ -65,7 +65,7 @@ def job_costs(storage: str, prefix: str, workers: int, exported: bool = True) ->
 
 def clips_per_epoch(spec: Spec) -> int:
     """Training clips a student sees per epoch (each worker drops its last partial batch)."""
-    n = len(load_splits(spec.dataset, spec.seed)["train"].items)
+    n = len(load_splits(spec.dataset)["train"].items)
     per_worker = -(-n // spec.resources.num_workers)  # DistributedSampler pads up
     return (
         per_worker

@@ -165,7 +165,8 @@ def promote(
         p = registry.promote(exp_id, sweep_ref, metric, name, force, run)
     except ValueError as err:
         raise fail(str(err)) from None
-    console.print(f"student: run {p.run_id}, {metric}={p.score:.4f} -> {name} v{p.version}")
+    console.print(f"student: run {p.run_id}, {metric} {p.score:.4f} (mean of {p.seeds} "
+                  f"seed(s) of its configuration) -> {name} v{p.version}")  # fmt: skip
     if p.previous_version:
         console.print(f"current champion: v{p.previous_version}, {metric}={p.previous_score:.4f}")
     if p.promoted:

@@ -92,7 +92,7 @@ def teacher(
             f"{e.name} needs enhancement.{CURVE_WEIGHTS[e.name]} "
             f"(dlkdd enhance train-zero-dce --variant {e.name})"
         )
-    fingerprint = job_fingerprint(job, spec.resources, data_digest(job.dataset, job.seed))
+    fingerprint = job_fingerprint(job, spec.resources, data_digest(job.dataset))
     name = name or teacher_name(spec, job.enhancement.name, fingerprint)
     # the tags a sweep's teacher has: a later sweep with this spec reuses this teacher
     tags = {"dlkdd.enhancement": job.enhancement.name, "dlkdd.fingerprint": fingerprint}

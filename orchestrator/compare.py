@@ -26,6 +26,7 @@ COLUMNS = (
     "run_id",
 )
 CONTROL_TAG = "dlkdd.control_run"  # on the parent: its control, trained or reused
+# (the search seed's; the confirm runs' seeds' controls as dlkdd.control_run.<seed>)
 
 
 def find_parent(
@@ -67,12 +68,12 @@ def compared_runs(experiment_id: str, parent: mlflow.entities.Run) -> list[mlflo
 
 
 def with_control(runs: list[mlflow.entities.Run], parent: mlflow.entities.Run) -> list:
-    """`runs` (nested runs of `parent`) and the parent's control if it is not among them:
-    reused from an earlier sweep, it is nested under that sweep's parent."""
-    control = parent.data.tags.get(CONTROL_TAG)
-    if control and control not in {r.info.run_id for r in runs}:
-        return [*runs, MlflowClient().get_run(control)]
-    return runs
+    """`runs` (nested runs of `parent`) and the parent's controls (one per seed) that are
+    not among them: reused from an earlier sweep, a control is nested under its parent."""
+    tags = parent.data.tags
+    controls = {v for k, v in tags.items() if k == CONTROL_TAG or k.startswith(CONTROL_TAG + ".")}
+    have = {r.info.run_id for r in runs}
+    return [*runs, *(MlflowClient().get_run(c) for c in sorted(controls - have))]
 
 
 def ablation_rows(experiment_id: str, sweep: str) -> list[dict]:
@@ -116,14 +117,17 @@ def run_row(run: mlflow.entities.Run) -> dict:
 
 
 def summary(experiment_id: str, parent_run_id: str) -> dict[str, float]:
-    """The sweep's headline for its parent run: the control's validation, the student best
-    on validation, that student's gains over the control (validation, and test)."""
+    """The sweep's headline for its parent run: the student run best on validation, its
+    control's validation and its gains over that control (validation, and test)."""
     rows = ablation_rows(experiment_id, parent_run_id)
-    control = next((r for r in rows if r["kind"] == "control"), None)
+    controls = sorted((r for r in rows if r["kind"] == "control"), key=lambda r: r["seed"])
     students = [r for r in rows if r["kind"] == "student"]
+    best = max(students, key=lambda r: r["val_top1"]) if students else None
+    # the control paired with the best student (the same seed), else the first seed's
+    control = next((c for c in controls if best and c["seed"] == best["seed"]), None)
+    control = control or (controls[0] if controls else None)
     out = {"control_val_top1": control["val_top1"]} if control else {}
-    if students:
-        best = max(students, key=lambda r: r["val_top1"])
+    if best:
         out |= {"best_student_val_top1": best["val_top1"],
                 "best_student_gain_val": best["gain_val"],
                 "best_student_gain_test": best["gain_test"]}  # fmt: skip

@@ -27,7 +27,7 @@ SPEED_ONLY = {"compile", "channels_last"}
 
 def job_fingerprint(job: JobConfig, resources: Resources, data: str) -> str:
     """A teacher's or the control's identity (the control: a student without teacher).
-    Data content (`data`: data_digest of the job's dataset and seed, read once by a caller
+    Data content (`data`: data_digest of the job's dataset, read once by a caller
     fingerprinting several jobs), weights digests, clip/model/optimisation settings, global
     batch, precision, a teacher's enhancement, seed, version. Loader processes, names and
     tracking do not change the job (clip randomness is a function of seed, epoch, index)."""
@@ -95,7 +95,7 @@ def resolved_precision(precision: str, resources: Resources) -> str:
     return "bf16" if resources.gpus_per_worker > 0 else "fp32"
 
 
-def data_digest(dataset: DatasetConfig, seed: int, splits: tuple[str, ...] = ()) -> str:
+def data_digest(dataset: DatasetConfig, splits: tuple[str, ...] = ()) -> str:
     """The content of the splits a job reads (all of them by default), wherever the root is.
     Not cached: a list edited in place must change it (reading lists and stat'ing ARID's
     4k videos takes well under a second)."""
@@ -105,7 +105,7 @@ def data_digest(dataset: DatasetConfig, seed: int, splits: tuple[str, ...] = ())
             "classes": m.classes,
             "items": [(os.path.relpath(p, root), label, _size(p)) for p, label in m.items],
         }
-        for name, m in sorted(load_splits(dataset, seed).items())
+        for name, m in sorted(load_splits(dataset).items())
         if not splits or name in splits
     }
     return _digest(content)

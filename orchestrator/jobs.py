@@ -7,7 +7,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -192,8 +192,8 @@ def failure(err: BaseException) -> str:
 
 
 def in_turn(
-    launches: dict[str, Callable[[], ray.ObjectRef]], slots: Callable[[], int]
-) -> Iterator[tuple[str, Any, int]]:
+    launches: dict[Hashable, Callable[[], ray.ObjectRef]], slots: Callable[[], int]
+) -> Iterator[tuple[Hashable, Any, int]]:
     """Starts remote calls, at most `slots()` running at once (asked again every few
     seconds, so calls start on nodes as they arrive), and yields (key, result, start time
     in ms) as each ends: a study's teachers, then their soft-target stores."""

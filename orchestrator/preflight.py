@@ -1,7 +1,8 @@
 """`--preflight`: the researcher's study through the same code path, shrunk to minutes.
 
 What changes: a few clips per class and split, small clips, one epoch per job, short
-Zero-DCE training, one distilled student per enhancement plus the control, resources that
+Zero-DCE training, one distilled student per enhancement plus the control, the confirm runs
+on a second seed only (of the best configuration, with its control), resources that
 fit this machine, its own MLflow experiment and storage sub-folder (a real sweep never
 reuses a preflight teacher). What stays: architecture, optimiser, ZeRO stage, the raw
 `deepspeed:` block, the enhancement list, the dataset's format and layout, the loader
@@ -64,6 +65,9 @@ def shrink(spec: Spec, gpus_available: float = 0) -> Spec:
             "probe_each_enhancement": True,
             "zero_dce_steps": min(spec.sweep.zero_dce_steps, ZERO_DCE_STEPS),
             "scheduler": {"grace_period": 1},
+            # the confirm runs rehearsed: the best configuration on one more seed
+            "seeds": spec.sweep.seeds[:2] if spec.sweep.seeds else None,
+            "confirm_top_k": 1,
         }
     return Spec.model_validate(deep_merge(spec.model_dump(mode="json"), changes))
 
@@ -112,7 +116,7 @@ def check_dataset(spec: Spec, small: Spec, checklist: Checklist) -> bool:
     d = spec.dataset
     try:
         reports = dataset_lists(d.format, Path(d.root), d.split, given_lists(d))
-        splits = load_splits(small.dataset, small.seed) if not _problems(reports) else {}
+        splits = load_splits(small.dataset) if not _problems(reports) else {}
     except ManifestError as err:
         checklist.add("dataset", False, str(err))
         return False

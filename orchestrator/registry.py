@@ -33,6 +33,7 @@ class Promotion:
     previous_version: str | None
     previous_score: float | None
     promoted: bool
+    seeds: int  # the score is the mean over its configuration's seeds
 
 
 def higher_is_better(metric: str) -> bool:
@@ -80,21 +81,19 @@ def named(run_id: str, metric: str) -> tuple[mlflow.entities.Run, Interval]:
 def promote(
     experiment_id: str, sweep: str, metric: str, name: str, force: bool, run_id: str | None = None
 ) -> Promotion:
-    """Registers the candidate student (once) and moves `champion` to it only if it beats
-    the current champion's `metric` (or with `force`)."""
+    """Registers the candidate student (once) and moves `champion` to it only if its
+    configuration's mean `metric` over seeds beats the champion's (or with `force`)."""
     client = MlflowClient()
     run, over_seeds = candidate(experiment_id, sweep, metric, run_id)
-    score = run.data.metrics[metric]
+    score = over_seeds.mean
     version = _version_of(client, name, run.info.run_id) or _register(client, name, run, metric)
     for key, value in {f"dlkdd.{metric}_mean": f"{over_seeds.mean:.4f}",
                        f"dlkdd.{metric}_ci95": over_seeds.text(),
                        "dlkdd.seeds": str(over_seeds.n)}.items():  # fmt: skip
         client.set_model_version_tag(name, version, key, value)
-    worst = float("-inf") if higher_is_better(metric) else float("inf")
     try:
         current = client.get_model_version_by_alias(name, ALIAS)
-        current_score = client.get_run(current.run_id).data.metrics.get(metric, worst)
-        previous = (current.version, current_score)
+        previous = (current.version, champion_score(client, current, metric))
     except MlflowException:
         previous = (None, None)
     beats = previous[0] is None or (
@@ -103,7 +102,18 @@ def promote(
     better = beats or previous[0] == version
     if better or force:
         client.set_registered_model_alias(name, ALIAS, version)
-    return Promotion(version, run.info.run_id, score, previous[0], previous[1], better or force)
+    return Promotion(
+        version, run.info.run_id, score, previous[0], previous[1], better or force, over_seeds.n
+    )
+
+
+def champion_score(client: MlflowClient, version, metric: str) -> float:
+    """The champion's mean `metric` over its configuration's seeds, as promote tagged it; a
+    version registered otherwise (or by older dlkdd) by its run's own value."""
+    if (mean := version.tags.get(f"dlkdd.{metric}_mean")) is not None:
+        return float(mean)
+    worst = float("-inf") if higher_is_better(metric) else float("inf")
+    return client.get_run(version.run_id).data.metrics.get(metric, worst)
 
 
 def _version_of(client: MlflowClient, name: str, run_id: str) -> str | None:

@@ -8,7 +8,10 @@ from typing import Any
 from ray import tune
 from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter, Searcher
 
-from orchestrator.spec import Dist, SweepConfig
+from orchestrator.spec import Dist, Spec, SweepConfig
+from trainers.config import JobConfig
+
+Stores = dict[tuple[str, int], str]  # (teacher enhancement, seed) -> its soft-target store
 
 
 def dimension(d: Dist) -> Any:
@@ -43,6 +46,29 @@ def first_points(sweep: SweepConfig) -> list[dict[str, Any]]:
         return []
     centre = {"temperature": sweep.temperature.centre(), "alpha": sweep.alpha.centre()}
     return [{**centre, "enhancement": e} for e in sweep.enhancements]
+
+
+def confirm_space(points: list[dict[str, Any]]) -> dict[str, Any]:
+    """A space holding the confirm runs' points (configuration and seed), which are given to
+    the searcher as its points to evaluate: one trial each, nothing sampled."""
+    return {k: tune.choice(sorted({p[k] for p in points})) for k in points[0]}
+
+
+def trial_job(
+    spec: Spec, config: dict[str, Any], teachers: dict[str, str], stores: Stores
+) -> JobConfig:
+    """A trial's student job: its configuration's teacher (`teachers`: exports by
+    enhancement) and soft-target store, on the trial's seed: a confirm run's own, else the
+    search's (the first of the sweep's seeds)."""
+    enhancement, seed = config["enhancement"], int(config.get("seed", spec.student_seeds()[0]))
+    return spec.job(
+        "student",
+        teacher_dir=teachers[enhancement],
+        temperature=float(config["temperature"]),
+        alpha=float(config["alpha"]),
+        soft_target_store=stores.get((enhancement, seed)),
+        seed=seed,
+    )
 
 
 class _LiveLimit:

@@ -126,17 +126,28 @@ class SweepConfig(StrictModel):
     zero_dce_steps: int = Field(
         300, ge=1, description="Zero-DCE / Zero-DCE++ training steps when no weights are given."
     )
+    seeds: list[int] | None = Field(
+        None,
+        min_length=1,
+        description="The students' seeds (initialisation and augmentation, never the split): "
+        "the search runs on the first; the control and the best `confirm_top_k` "
+        "configurations are then trained on every other one at full budget. Default: the "
+        "spec's `seed`. Teachers are trained once, on the spec's `seed`.",
+    )
+    confirm_top_k: int = Field(
+        1, ge=1, description="Configurations re-run on every other seed of `seeds`."
+    )
     probe_each_enhancement: bool = Field(
         False,
         description="Begin with one trial per enhancement at the centre of the T and alpha "
         "ranges (set by --preflight, so every teacher is distilled from once).",
     )
 
-    @field_validator("enhancements")
+    @field_validator("enhancements", "seeds")
     @classmethod
-    def _unique(cls, v: list[str]) -> list[str]:
-        if len(set(v)) != len(v):
-            raise ValueError("enhancements must not repeat")
+    def _unique(cls, v: list | None, info: ValidationInfo) -> list | None:
+        if v is not None and len(set(v)) != len(v):
+            raise ValueError(f"{info.field_name} must not repeat")
         return v
 
     @field_validator("alpha")
@@ -205,8 +216,10 @@ class Spec(StrictModel):
         temperature: float | None = None,
         alpha: float | None = None,
         soft_target_store: str | None = None,
+        seed: int | None = None,
     ) -> JobConfig:
-        """The config of one teacher or student job derived from this spec."""
+        """The config of one teacher or student job derived from this spec (`seed`: one of
+        the sweep's seeds; by default the spec's)."""
         side = self.teacher if role == "teacher" else self.student
         chosen = {"temperature": temperature, "alpha": alpha}
         distill = DistillConfig(
@@ -224,8 +237,12 @@ class Spec(StrictModel):
             teacher_dir=str(teacher_dir) if teacher_dir else None,
             soft_target_store=soft_target_store,
             deepspeed=self.deepspeed,
-            seed=self.seed,
+            seed=self.seed if seed is None else seed,
         )
+
+    def student_seeds(self) -> list[int]:
+        """The sweep's seeds: the first is the search's, the others its confirmations'."""
+        return (self.sweep and self.sweep.seeds) or [self.seed]
 
 
 def _format(err: ValidationError, source: str) -> str:

@@ -29,7 +29,7 @@ def ensure_store(
 ) -> str:
     """The location of a store holding the student job's `optim.epochs` (made if needed);
     `train_data`: the train split's data_digest, when the caller has read it already."""
-    train_data = train_data or data_digest(job.dataset, job.seed, splits=("train",))
+    train_data = train_data or data_digest(job.dataset, splits=("train",))
     key = soft_target_key(job, resources, train_data)
     folder = join(storage, FOLDER)
     held = newest(folder, key)
@@ -66,18 +66,21 @@ def _ensure_remote(job: JobConfig, resources: Resources, storage: str, train_dat
     return ensure_store(job, resources, storage, train_data)
 
 
-def ensure_stores(jobs: dict[str, JobConfig], resources: Resources, storage: str) -> dict[str, str]:
-    """A store for each teacher's students (`jobs`: a student job per enhancement, all on
-    one dataset and seed), the missing ones computed as concurrent Train jobs."""
+def ensure_stores(
+    jobs: dict[tuple[str, int], JobConfig], resources: Resources, storage: str
+) -> dict[tuple[str, int], str]:
+    """A store for each teacher's students on each seed (`jobs`: a student job per teacher
+    enhancement and seed, all on one dataset), the missing ones computed as concurrent
+    Train jobs; keyed as `jobs` are."""
     first = next(iter(jobs.values()))
-    data = data_digest(first.dataset, first.seed, splits=("train",))  # read once for all
-    launches = {e: partial(_ensure_remote.remote, j, resources, storage, data)
-                for e, j in jobs.items()}  # fmt: skip
+    data = data_digest(first.dataset, splits=("train",))  # read once for all
+    launches = {k: partial(_ensure_remote.remote, j, resources, storage, data)
+                for k, j in jobs.items()}  # fmt: skip
     stores = {}
     slots = partial(jobs_at_once, resources)
-    with console.status(f"soft targets of {len(jobs)} teacher(s), {slots()} at a time"):
-        for enhancement, location, _ in in_turn(launches, slots):
-            console.print(f"soft targets of teacher [bold]{enhancement}[/bold]: {location}",
-                          soft_wrap=True)  # fmt: skip
-            stores[enhancement] = location
+    with console.status(f"soft targets of {len(jobs)} teacher(s) and seed(s), {slots()} at a time"):
+        for (enhancement, seed), location, _ in in_turn(launches, slots):
+            console.print(f"soft targets of teacher [bold]{enhancement}[/bold], seed {seed}: "
+                          f"{location}", soft_wrap=True)  # fmt: skip
+            stores[enhancement, seed] = location
     return stores

@@ -7,11 +7,20 @@ import time
 from typing import Any
 
 from ray import tune
+from ray.tune import ResultGrid
 from ray.tune.integration.ray_train import TuneReportCallback
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
 from orchestrator import jobs
-from orchestrator.search import first_points, search_algorithm, tune_space
+from orchestrator.search import (
+    LiveVariants,
+    Stores,
+    confirm_space,
+    first_points,
+    search_algorithm,
+    trial_job,
+    tune_space,
+)
 from orchestrator.spec import Resources, Spec
 from orchestrator.tracking_tune import StudentTracker
 from trainers import stopping
@@ -42,21 +51,14 @@ class SyncedTuneReportCallback(TuneReportCallback):
 
 
 def student_trial(
-    config: dict[str, Any], spec_json: dict, teachers: dict[str, str], stores: dict[str, str]
+    config: dict[str, Any], spec_json: dict, teachers: dict[str, str], stores: Stores
 ) -> None:
     """One trial: a student TorchTrainer job; its epoch reports reach Tune through the
-    callback (a return value would be one more report, so it returns nothing). `stores`:
-    each teacher's soft-target store (none with distill.soft_targets: online)."""
+    callback (a return value would be one more report, so it returns nothing). `teachers`:
+    exports by enhancement; `stores`: soft-target stores (none with soft_targets: online)."""
     spec = Spec.model_validate(spec_json)
     trial_id = tune.get_context().get_trial_id()
-    alpha, enhancement = float(config["alpha"]), config["enhancement"]
-    job = spec.job(
-        "student",
-        teacher_dir=teachers[enhancement] if alpha > 0 else None,
-        temperature=float(config["temperature"]),
-        alpha=alpha,
-        soft_target_store=stores.get(enhancement) if alpha > 0 else None,
-    ).model_copy(update={"stop_key": trial_id})
+    job = trial_job(spec, config, teachers, stores).model_copy(update={"stop_key": trial_id})
     name, storage = f"{spec.name}-student-{trial_id}", spec.storage.resolved()
     if done := jobs.finished(storage, name):  # finished before a driver crash: not rerun
         tune.report(done.final)
@@ -68,6 +70,22 @@ def student_trial(
         raise RuntimeError(jobs.failure(err)) from err
     if result.error:
         raise RuntimeError(result.error)
+
+
+def confirm_points(grid: ResultGrid, spec: Spec) -> list[dict[str, Any]]:
+    """The search's best `confirm_top_k` configurations, each on every other seed. Only
+    trials that trained the whole epoch budget are candidates: an early-stopped run on the
+    first seed would not be comparable with full-budget runs on the others."""
+    sweep, budget = spec.sweep, spec.student.optim.epochs
+    full = [r for r in grid if r.metrics and r.metrics.get("epoch", 0) >= budget]
+    full.sort(key=lambda r: (-r.metrics.get(sweep.metric, float("-inf")), r.metrics["trial_id"]))
+    chosen: dict[tuple, dict[str, Any]] = {}
+    for r in full:
+        c = {"enhancement": r.config["enhancement"], "temperature": float(r.config["temperature"]),
+             "alpha": float(r.config["alpha"])}  # fmt: skip
+        chosen.setdefault((c["enhancement"], f"{c['temperature']:.4g}", f"{c['alpha']:.4g}"), c)
+    top = list(chosen.values())[: sweep.confirm_top_k]
+    return [{**c, "seed": seed} for c in top for seed in spec.student_seeds()[1:]]
 
 
 class TrialSlots:
@@ -104,13 +122,15 @@ def scheduler(spec: Spec) -> TrialScheduler:
 def tuner(
     spec: Spec,
     teachers: dict[str, str],
-    stores: dict[str, str],
+    stores: Stores,
     tracker: StudentTracker,
     tune_name: str,
     resume: bool,
     slots: TrialSlots,
+    confirm: list[dict[str, Any]] | None = None,
 ) -> tune.Tuner:
-    """A fresh Tuner, or the interrupted one restored (finished trials are not rerun)."""
+    """A fresh Tuner, or the interrupted one restored (finished trials are not rerun): the
+    search or, given `confirm` points, their full-budget runs (no early stopping)."""
     stopping.flags()  # the flag board, made (and owned) by this driver
     trainable = tune.with_parameters(
         student_trial, spec_json=spec.model_dump(mode="json"), teachers=teachers, stores=stores
@@ -119,15 +139,21 @@ def tuner(
     if resume and tune.Tuner.can_restore(path):
         return tune.Tuner.restore(path, trainable, resume_errored=True)
     sweep = spec.sweep
+    if confirm:
+        space, samples, schedule = confirm_space(confirm), len(confirm), FIFOScheduler()
+        searcher = LiveVariants(slots, points_to_evaluate=confirm)
+    else:  # the control is a job of its own (teachers.py), no trial
+        space, samples, schedule = tune_space(sweep), sweep.num_samples, scheduler(spec)
+        searcher = search_algorithm(sweep, first_points(sweep), slots, spec.student_seeds()[0])
     return tune.Tuner(
         trainable,
-        param_space=tune_space(sweep),
+        param_space=space,
         tune_config=tune.TuneConfig(
             metric=sweep.metric,
             mode="max",
-            num_samples=sweep.num_samples,  # the control is a job of its own (teachers.py)
-            scheduler=scheduler(spec),
-            search_alg=search_algorithm(sweep, first_points(sweep), slots, spec.seed),
+            num_samples=samples,
+            scheduler=schedule,
+            search_alg=searcher,
         ),
         run_config=tune.RunConfig(
             name=tune_name,
@@ -140,3 +166,12 @@ def tuner(
             verbose=1,
         ),
     )
+
+
+def fit(tuner: tune.Tuner) -> ResultGrid:
+    """Runs the trials; raises naming the first failure if any trial failed for good."""
+    grid = tuner.fit()
+    errors = [str(e).splitlines()[0] for e in grid.errors]
+    if errors:
+        raise RuntimeError(f"{len(errors)} trial(s) failed, first: {errors[0]}")
+    return grid

@@ -10,9 +10,16 @@ import mlflow
 from orchestrator import cluster, students, tracking
 from orchestrator.compare import CONTROL_TAG, find_parent, summary
 from orchestrator.progress import console
+from orchestrator.search import Stores
 from orchestrator.spec import Spec
 from orchestrator.stores import ensure_stores
-from orchestrator.teachers import CONTROL, Reference, ensure_references, reference_jobs
+from orchestrator.teachers import (
+    CONTROL,
+    Reference,
+    ensure_references,
+    is_control,
+    reference_jobs,
+)
 from orchestrator.tracking_tune import StudentTracker
 
 
@@ -40,33 +47,8 @@ def run_sweep(spec: Spec, resume: bool = False) -> str:
             # from the search, so the parent does not show it
             unused = {"name", "distill"}
             mlflow.log_params(tracking.flatten(spec.model_dump(mode="json", exclude=unused)))
-        teachers = ensure_references(spec, reference_jobs(spec), experiment_id, parent.info.run_id)
-        control = teachers.pop(CONTROL)
-        mlflow.set_tags({f"dlkdd.teacher.{e}": t.run_id for e, t in teachers.items()}
-                        | {CONTROL_TAG: control.run_id})  # fmt: skip
-        stores = soft_target_stores(spec, teachers)
-        slots = students.TrialSlots(spec.resources)
-        described = {e: {"run_id": t.run_id, "fingerprint": t.fingerprint, "export": t.export,
-                         "soft_targets": stores.get(e)} for e, t in teachers.items()}  # fmt: skip
-        tracker = StudentTracker(experiment_id, parent.info.run_id, spec, described)
-        console.print(
-            f"student sweep: {spec.sweep.num_samples} trials, "
-            f"{slots()} at a time (more as nodes join), search {spec.sweep.search}, "
-            f"scheduler {spec.sweep.scheduler.type}"
-        )
-        tuner = students.tuner(
-            spec,
-            {e: t.export for e, t in teachers.items()},
-            stores,
-            tracker,
-            tune_name,
-            resume,
-            slots,
-        )
-        grid = tuner.fit()
-        errors = [str(e).splitlines()[0] for e in grid.errors]
-        if errors:
-            raise RuntimeError(f"{len(errors)} trial(s) failed, first: {errors[0]}")
+        teachers = references(spec, experiment_id, parent.info.run_id)
+        run_students(spec, teachers, experiment_id, parent.info.run_id, tune_name, resume)
         try:
             mlflow.log_metrics(summary(experiment_id, parent.info.run_id))
         except Exception as err:  # every trial is done; the headline is a convenience
@@ -74,11 +56,63 @@ def run_sweep(spec: Spec, resume: bool = False) -> str:
         return parent.info.run_id
 
 
-def soft_target_stores(spec: Spec, teachers: dict[str, Reference]) -> dict[str, str]:
-    """Each teacher's stored logits for its students (none when they run it online)."""
+def references(spec: Spec, experiment_id: str, parent_run_id: str) -> dict[str, Reference]:
+    """The teachers (returned, by enhancement) and each seed's control, reused or trained,
+    named on the parent run."""
+    teachers = ensure_references(spec, reference_jobs(spec), experiment_id, parent_run_id)
+    controls = {k: teachers.pop(k) for k in list(teachers) if is_control(k)}
+    mlflow.set_tags({f"dlkdd.teacher.{e}": t.run_id for e, t in teachers.items()}
+                    | {CONTROL_TAG + k[len(CONTROL):]: c.run_id
+                       for k, c in controls.items()})  # fmt: skip
+    return teachers
+
+
+def run_students(
+    spec: Spec,
+    teachers: dict[str, Reference],
+    experiment_id: str,
+    parent_run_id: str,
+    tune_name: str,
+    resume: bool,
+) -> None:
+    """The search on the first seed, then its best configurations on the other seeds
+    (a second Tune run, `<tune_name>-confirm`); each trial a nested MLflow run."""
+    seeds, slots = spec.student_seeds(), students.TrialSlots(spec.resources)
+    exports = {e: t.export for e, t in teachers.items()}
+    described = {e: {"run_id": t.run_id, "fingerprint": t.fingerprint, "export": t.export}
+                 for e, t in teachers.items()}  # fmt: skip
+    stores = soft_target_stores(spec, teachers, seeds[:1], list(teachers))
+    console.print(
+        f"student sweep: {spec.sweep.num_samples} trials on seed {seeds[0]}, "
+        f"{slots()} at a time (more as nodes join), search {spec.sweep.search}, "
+        f"scheduler {spec.sweep.scheduler.type}"
+    )
+    tracker = StudentTracker(experiment_id, parent_run_id, spec, described, stores)
+    grid = students.fit(students.tuner(spec, exports, stores, tracker, tune_name, resume, slots))
+    confirm = students.confirm_points(grid, spec)
+    if not confirm:
+        return
+    enhancements = sorted({p["enhancement"] for p in confirm})
+    stores |= soft_target_stores(spec, teachers, seeds[1:], enhancements)
+    console.print(f"confirming the best {len(confirm) // (len(seeds) - 1)} configuration(s) "
+                  f"on seed(s) {', '.join(map(str, seeds[1:]))}: {len(confirm)} "
+                  "full-budget trials")  # fmt: skip
+    tracker = StudentTracker(experiment_id, parent_run_id, spec, described, stores)
+    name = f"{tune_name}-confirm"
+    students.fit(students.tuner(spec, exports, stores, tracker, name, resume, slots, confirm))
+
+
+def soft_target_stores(
+    spec: Spec, teachers: dict[str, Reference], seeds: list[int], enhancements: list[str]
+) -> Stores:
+    """The stored logits of these teachers for students on these seeds (none when students
+    run their teacher online); the search seed's are named on the parent run."""
     if spec.distill.soft_targets == "online":
         return {}
-    jobs = {e: spec.job("student", teacher_dir=t.export) for e, t in teachers.items()}
+    jobs = {(e, s): spec.job("student", teacher_dir=teachers[e].export, seed=s)
+            for e in enhancements for s in seeds}  # fmt: skip
     stores = ensure_stores(jobs, spec.resources, spec.storage.resolved())
-    mlflow.set_tags({f"dlkdd.soft_targets.{e}": location for e, location in stores.items()})
+    first = spec.student_seeds()[0]
+    mlflow.set_tags({f"dlkdd.soft_targets.{e}" + ("" if s == first else f".{s}"): location
+                     for (e, s), location in stores.items()})  # fmt: skip
     return stores

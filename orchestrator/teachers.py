@@ -23,13 +23,23 @@ from trainers.data.manifests import load_splits
 from trainers.enhance import CURVE_NETS, curves, zero_reference
 from trainers.storage import is_file, join, put
 
-CONTROL = "control"  # the control's key among a sweep's reference jobs
+CONTROL = "control"  # the search seed's control among a sweep's reference jobs
+
+
+def control_key(seed: int, first: int) -> str:
+    """The control of `seed` among the reference jobs: CONTROL for the search's (`first`),
+    `control.<seed>` for the confirm runs' other seeds."""
+    return CONTROL if seed == first else f"{CONTROL}.{seed}"
+
+
+def is_control(key: str) -> bool:
+    return key.split(".")[0] == CONTROL
 
 
 @dataclass(frozen=True)
 class Reference:
     """A job the students learn from or are measured against: a teacher (keyed by its
-    enhancement) or the control (CONTROL), reused by fingerprint or trained by the sweep."""
+    enhancement) or a seed's control (`control_key`), reused by fingerprint or trained."""
 
     key: str
     run_id: str
@@ -53,10 +63,10 @@ def curve_weights(spec: Spec, variant: str = "zero_dce") -> str:
     steps = spec.sweep.zero_dce_steps if spec.sweep else 300
     # keyed by the frames they learn from (files of older dlkdd versions, named otherwise,
     # used the opposite curve sign and are never found)
-    data = data_digest(spec.dataset, spec.seed, splits=("train",))[:16]
+    data = data_digest(spec.dataset, splits=("train",))[:16]
     location = join(spec.storage.resolved(), variant, f"train-{data}-seed{spec.seed}-{steps}.pt")
     if not is_file(location):
-        paths = [p for p, _ in load_splits(spec.dataset, spec.seed)["train"].items]
+        paths = [p for p, _ in load_splits(spec.dataset)["train"].items]
         task = _train_curves.options(num_cpus=spec.resources.cpus_per_worker)
         with console.status(f"training {variant} on frames of {len(paths)} videos ({steps} steps)"):
             first, last = ray.get(task.remote(variant, paths, steps, spec.seed, location))
@@ -106,10 +116,12 @@ def teacher_jobs(spec: Spec) -> dict[str, JobConfig]:
 
 
 def reference_jobs(spec: Spec) -> dict[str, JobConfig]:
-    """The teachers and the control: a student with alpha = 0 (plain CE on original video)
-    trained for the students' full epoch budget and schedule as a job of its own, so no
-    early stopping and no searcher ever sees it."""
-    return teacher_jobs(spec) | {CONTROL: spec.job("student", alpha=0.0)}
+    """The teachers and a control for each of the sweep's seeds: a student with alpha = 0
+    (plain CE on original video) trained for the students' full epoch budget and schedule
+    as a job of its own, so no early stopping and no searcher ever sees it."""
+    seeds = spec.student_seeds()
+    controls = {control_key(s, seeds[0]): spec.job("student", alpha=0.0, seed=s) for s in seeds}
+    return teacher_jobs(spec) | controls
 
 
 def ensure_references(
@@ -117,7 +129,7 @@ def ensure_references(
 ) -> dict[str, Reference]:
     """Each job (keyed by enhancement, or CONTROL) mapped to a finished run: one with its
     fingerprint is reused, the missing ones train side by side as the cluster fits them."""
-    data = data_digest(spec.dataset, spec.seed)  # lists and video sizes: read once
+    data = data_digest(spec.dataset)  # lists and video sizes: read once
     prints = {k: job_fingerprint(j, spec.resources, data) for k, j in jobs.items()}
     found: dict[str, Reference] = {}
     for key, fp in prints.items():
@@ -144,13 +156,15 @@ def teacher_name(spec: Spec, enhancement: str, fingerprint: str) -> str:
 
 def reference_name(spec: Spec, key: str, fingerprint: str) -> str:
     """A teacher's name, or the control's (`<spec>-control-<fingerprint>`)."""
-    if key == CONTROL:
+    if is_control(key):
         return f"{spec.name}-control-{fingerprint}"
     return teacher_name(spec, key, fingerprint)
 
 
 def _label(key: str) -> str:
-    return "the control" if key == CONTROL else f"teacher [bold]{key}[/bold]"
+    if is_control(key):
+        return "the control" if key == CONTROL else f"the control of seed {key.split('.')[1]}"
+    return f"teacher [bold]{key}[/bold]"
 
 
 def _log_reference(
@@ -164,7 +178,7 @@ def _log_reference(
 ) -> Reference:
     """The finished job's nested MLflow run (dated from its start); raises if it failed."""
     tags = {"dlkdd.enhancement": key, "dlkdd.fingerprint": fingerprint, "dlkdd.sweep": spec.name}
-    if key == CONTROL:
+    if is_control(key):
         tags |= {"dlkdd.enhancement": "none", "dlkdd.control": "true", "dlkdd.alpha": "0"}
     with tracking.job_run(result.name, job, tags, parent_run_id, started_ms) as r:
         tracking.log_result(result)  # raises JobFailed (run FAILED) on error

@@ -110,6 +110,12 @@ def role(job: JobConfig) -> str:
     return "control" if job.role == "student" and job.distill.alpha == 0 else job.role
 
 
+def student_run_name(job: JobConfig, enhancement: str) -> str:
+    """A sweep student's MLflow run name: what tells it apart among its siblings."""
+    d = job.distill
+    return f"student {enhancement} T={d.temperature:.3g} a={d.alpha:.3g} seed={job.seed}"
+
+
 def job_params(job: JobConfig, enhancement: str) -> dict[str, str]:
     """One vocabulary for every job however it was started (CLI or sweep), so MLflow's
     compare view and parallel coordinates work across them: top-level role, seed,

@@ -14,6 +14,7 @@ from ray import tune
 
 from orchestrator import jobs, tracking
 from orchestrator.progress import console
+from orchestrator.search import Stores, trial_job
 from orchestrator.spec import Spec
 
 FLUSH_WAIT_S = 600  # how long the end of a sweep waits for an unreachable MLflow
@@ -43,10 +44,11 @@ class StudentTracker(tune.Callback):
 
     def __init__(
         self, experiment_id: str, parent_run_id: str, spec: Spec,
-        teachers: dict[str, dict[str, str]],
+        teachers: dict[str, dict[str, str]], stores: Stores,
     ) -> None:  # fmt: skip
         self.experiment_id, self.parent_run_id = experiment_id, parent_run_id
         self.spec, self.teachers = spec, teachers  # teachers: run_id, fingerprint, export
+        self.stores = stores
         self.sweep, self.storage = spec.name, spec.storage.resolved()
         self.runs: dict[str, str] = {}
         self.logged: set[str] = set()  # trials whose run was FINISHED before a resume
@@ -122,34 +124,26 @@ class StudentTracker(tune.Callback):
             if found[0].info.status == "FINISHED":
                 self.logged.add(trial_id)
             return self.runs[trial_id]
-        alpha, temperature = float(config["alpha"]), float(config["temperature"])
-        enhancement = config["enhancement"] if alpha > 0 else "none"
-        job = self.spec.job(
-            "student",
-            teacher_dir=self.teachers[enhancement]["export"] if alpha > 0 else None,
-            temperature=temperature,
-            alpha=alpha,
-        )
+        exports = {e: t["export"] for e, t in self.teachers.items()}
+        job = trial_job(self.spec, config, exports, self.stores)
+        enhancement, teacher = config["enhancement"], self.teachers[config["enhancement"]]
         tags = {
             **tracking.origin_tags(),
             "mlflow.parentRunId": self.parent_run_id,
             "dlkdd.role": tracking.role(job),
             "dlkdd.sweep": self.sweep,
             "dlkdd.trial_id": trial_id,
-            "dlkdd.control": str(alpha == 0).lower(),
+            "dlkdd.phase": "confirm" if "seed" in config else "search",
+            "dlkdd.control": "false",
             "dlkdd.enhancement": enhancement,
-            "dlkdd.temperature": f"{temperature:.4g}",
-            "dlkdd.alpha": f"{alpha:.4g}",
+            "dlkdd.temperature": f"{job.distill.temperature:.4g}",
+            "dlkdd.alpha": f"{job.distill.alpha:.4g}",
+            "dlkdd.teacher_run": teacher["run_id"],
+            "dlkdd.teacher_fingerprint": teacher["fingerprint"],
         }
-        if alpha > 0:
-            teacher = self.teachers[config["enhancement"]]
-            tags |= {"dlkdd.teacher_run": teacher["run_id"],
-                     "dlkdd.teacher_fingerprint": teacher["fingerprint"]}  # fmt: skip
-            if teacher.get("soft_targets"):
-                tags["dlkdd.soft_targets"] = teacher["soft_targets"]
-        name = "control (alpha=0)" if alpha == 0 else (
-            f"student {enhancement} T={temperature:.3g} a={alpha:.3g}"
-        )  # fmt: skip
+        if job.soft_target_store:
+            tags["dlkdd.soft_targets"] = job.soft_target_store
+        name = tracking.student_run_name(job, enhancement)
         run = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
         params = tracking.job_params(job, enhancement)
         self.client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in params.items()])

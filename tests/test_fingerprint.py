@@ -18,7 +18,7 @@ def fingerprint(root: Path, work: Path, method: str = "gic", **overrides) -> str
     """The fingerprint of the `method` teacher of a small spec with `overrides`."""
     spec: Spec = parse_spec(small_spec(root, work, **overrides))
     job = spec.job("teacher", method)
-    return job_fingerprint(job, spec.resources, data_digest(job.dataset, job.seed))
+    return job_fingerprint(job, spec.resources, data_digest(job.dataset))
 
 
 @pytest.fixture()
@@ -41,10 +41,10 @@ def test_an_edited_list_changes_it(dataset: Path, tmp_path: Path) -> None:
 
 def test_a_replaced_video_changes_the_data_digest(dataset: Path) -> None:
     config = parse_spec(small_spec(dataset, dataset)).dataset
-    before = data_digest(config, 0)
+    before = data_digest(config)
     video = next((dataset / "videos").rglob("*.mp4"))
     video.write_bytes(video.read_bytes() + b"\0" * 16)
-    assert data_digest(config, 0) != before
+    assert data_digest(config) != before
 
 
 def test_global_batch_and_precision_change_it(synth_root: Path, tmp_path: Path) -> None:
@@ -87,7 +87,7 @@ def test_soft_target_key_follows_teacher_and_clips_not_the_students_search(
     def key(teacher_dir: Path = teacher, **overrides) -> str:
         spec = parse_spec(small_spec(dataset, tmp_path, **overrides))
         job = spec.job("student", teacher_dir=teacher_dir, temperature=2.0, alpha=0.5)
-        return soft_target_key(job, spec.resources, data_digest(job.dataset, job.seed, ("train",)))
+        return soft_target_key(job, spec.resources, data_digest(job.dataset, ("train",)))
 
     base = key()
     moved = Path(shutil.copytree(teacher, tmp_path / "elsewhere" / "t"))
@@ -103,7 +103,7 @@ def test_soft_target_key_follows_teacher_and_clips_not_the_students_search(
 def control_fingerprint(root: Path, work: Path, **overrides) -> str:
     spec: Spec = parse_spec(small_spec(root, work, **overrides))
     job = spec.job("student", alpha=0.0)
-    return job_fingerprint(job, spec.resources, data_digest(job.dataset, job.seed))
+    return job_fingerprint(job, spec.resources, data_digest(job.dataset))
 
 
 def test_the_control_is_keyed_by_the_students_recipe_not_an_enhancement(synth_root, tmp_path):

@@ -52,7 +52,7 @@ def online_logits(job: JobConfig, first: int, last: int) -> torch.Tensor:
 
 
 def train_clips(job: JobConfig) -> ClipDataset:
-    items = load_splits(job.dataset, job.seed)["train"].items
+    items = load_splits(job.dataset)["train"].items
     return ClipDataset(items, job.clip, "train", job.seed)
 
 

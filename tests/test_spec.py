@@ -82,6 +82,7 @@ def test_packaged_specs_validate_given_a_dataset(name: str, tmp_path: Path) -> N
     if name != "smoke":
         assert spec.student.model.arch == "r2plus1d_34" and spec.resources.gpus_per_worker == 1
         assert set(spec.sweep.enhancements) == {"zero_dce", "gic", "he"}
+        assert spec.student_seeds() == [0, 1, 2] and spec.sweep.confirm_top_k == 3
 
 
 @pytest.mark.parametrize(
@@ -168,3 +169,15 @@ def test_a_local_store_keeps_artifacts_beside_its_database(tmp_path: Path, monke
         mlflow.log_text("x", "x.txt")
     assert list(elsewhere.iterdir()) == []
     assert (tmp_path / "store/mlartifacts/where").is_dir()
+
+
+def test_a_sweeps_seeds(tmp_path: Path) -> None:
+    """By default one seed, the spec's; given seeds must not repeat; a job's seed never
+    moves the validation hold-out (the dataset's split_seed)."""
+    assert parse_spec(spec_with(tmp_path, seed=4)).student_seeds() == [4]
+    spec = parse_spec(spec_with(tmp_path, sweep={"seeds": [3, 1]}))
+    assert spec.student_seeds() == [3, 1]
+    assert spec.job("student", alpha=0.0, seed=1).seed == 1 and spec.job("teacher").seed == 0
+    assert spec.job("student", alpha=0.0, seed=1).dataset == spec.job("teacher").dataset
+    with pytest.raises(SpecError, match="sweep.seeds: .*must not repeat"):
+        parse_spec(spec_with(tmp_path, sweep={"seeds": [0, 0]}))

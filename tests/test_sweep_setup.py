@@ -92,12 +92,13 @@ def test_a_restored_student_tracker_writes_to_the_resuming_drivers_mlflow(
 
     old = tracking.connect(f"sqlite:///{tmp_path / 'old.db'}", "e")
     spec = parse_spec(small_spec(synth_root, tmp_path, sweep=SWEEP))
-    restored = pickle.loads(pickle.dumps(StudentTracker(old, "parent", spec, {})))
+    teachers = {"gic": {"run_id": "r", "fingerprint": "f", "export": str(tmp_path)}}
+    restored = pickle.loads(pickle.dumps(StudentTracker(old, "parent", spec, teachers, {})))
     new_uri = f"sqlite:///{tmp_path / 'new.db'}"
     new = tracking.connect(new_uri, "e")
     with mlflow.start_run() as parent:
         restored.experiment_id, restored.parent_run_id = new, parent.info.run_id
-        run_id = restored.run_id("trial1", {"alpha": 0.0, "temperature": 1.0, "enhancement": "gic"})
+        run_id = restored.run_id("trial1", {"alpha": 0.5, "temperature": 1.0, "enhancement": "gic"})
     assert mlflow.MlflowClient(new_uri).get_run(run_id).data.tags["dlkdd.trial_id"] == "trial1"
 
 
@@ -111,3 +112,45 @@ def test_trial_slots_are_asked_again_after_a_restore() -> None:
     slots.count, slots.at = 7, 1e12  # as if just computed on a long-running head
     restored = pickle.loads(pickle.dumps(slots))
     assert restored.count == 1 and restored.at == float("-inf")
+
+
+def result(trial_id: str, val: float, epoch: int, enhancement: str = "gic", t: float = 2.0):
+    """What confirm_points reads of a Tune result: its config and last report."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(
+        config={"enhancement": enhancement, "temperature": t, "alpha": 0.5},
+        metrics={"trial_id": trial_id, "val_top1": val, "epoch": epoch},
+    )
+
+
+def test_the_confirm_runs_take_the_best_full_budget_configurations(synth_root: Path) -> None:
+    """The best `confirm_top_k` configurations by validation among trials that trained the
+    whole budget (an early-stopped one is no candidate; a repeated point counts once), each
+    on every seed but the search's."""
+    from orchestrator.students import confirm_points
+
+    sweep = SWEEP | {"seeds": [0, 1, 2], "confirm_top_k": 2}
+    spec = parse_spec(small_spec(synth_root, synth_root, sweep=sweep))  # 5 epochs
+    grid = [result("a", 0.9, 2), result("b", 0.7, 5, t=3.0), result("c", 0.8, 5, "he"),
+            result("d", 0.6, 5, "he"), result("e", 0.8, 5, "he")]  # fmt: skip
+    points = confirm_points(grid, spec)
+    assert [(p["enhancement"], p["temperature"], p["seed"]) for p in points] == [
+        ("he", 2.0, 1), ("he", 2.0, 2), ("gic", 3.0, 1), ("gic", 3.0, 2)]  # fmt: skip
+    one_seed = parse_spec(small_spec(synth_root, synth_root, sweep=SWEEP))
+    assert confirm_points(grid, one_seed) == []
+
+
+def test_each_seed_has_its_control_and_one_split(synth_root: Path) -> None:
+    """A control per seed, keyed apart and fingerprinted apart; one hold-out for all."""
+    from orchestrator.fingerprint import data_digest, job_fingerprint
+    from orchestrator.teachers import CONTROL, is_control, reference_jobs
+
+    spec = parse_spec(small_spec(synth_root, synth_root, sweep=SWEEP | {"seeds": [0, 2]}))
+    jobs = reference_jobs(spec)
+    assert sorted(jobs) == [CONTROL, f"{CONTROL}.2", "gic", "he"]
+    assert [jobs[k].seed for k in jobs if is_control(k)] == [0, 2]
+    assert {jobs[k].seed for k in ("gic", "he")} == {0}  # teachers: once, on the spec's seed
+    data = data_digest(spec.dataset)
+    prints = {job_fingerprint(jobs[k], spec.resources, data) for k in (CONTROL, f"{CONTROL}.2")}
+    assert len(prints) == 2

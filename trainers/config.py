@@ -42,6 +42,11 @@ class DatasetConfig(StrictModel):
     val_fraction: float = Field(
         0.1, gt=0, lt=1, description="Share of the training list held out when no val_list."
     )
+    split_seed: int = Field(
+        0,
+        description="Seed of that hold-out. Apart from the jobs' `seed`: a study's seeds "
+        "change initialisation and augmentation, never which clips validate.",
+    )
     max_bad_fraction: float = Field(
         0.05, ge=0, le=1, description="A job fails when more than this share of clips is bad."
     )

@@ -45,7 +45,7 @@ def train_func(config: dict[str, Any]) -> None:
     device = ray.train.torch.get_device()
     torch.manual_seed(job.seed)
 
-    splits = load_splits(job.dataset, job.seed)
+    splits = load_splits(job.dataset)
     classes = splits["train"].classes
     train_set = ClipDataset(splits["train"].items, job.clip, "train", job.seed)
     sampler = EpochSampler(DistributedSampler(train_set, world, rank, shuffle=True, seed=job.seed))

@@ -115,7 +115,7 @@ def compute_func(config: dict[str, Any]) -> None:
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     device = ray.train.torch.get_device()
     dtype = torch.bfloat16 if config["bf16"] else torch.float32
-    train_set = ClipDataset(load_splits(job.dataset, job.seed)["train"].items, job.clip,
+    train_set = ClipDataset(load_splits(job.dataset)["train"].items, job.clip,
                             "train", job.seed)  # fmt: skip
     keys = [(e, i) for e in range(first, last) for i in range(len(train_set))][rank::world]
     started = time.perf_counter()

@@ -317,7 +317,7 @@ def resolve_list(cfg: DatasetConfig, subset: str, given: Path | None) -> Path:
     return layouts.default_list(cfg.format, root, cfg.split, subset)
 
 
-def load_splits(cfg: DatasetConfig, seed: int = 0) -> dict[str, Manifest]:
+def load_splits(cfg: DatasetConfig) -> dict[str, Manifest]:
     """The train / val / test manifests a job uses, from the spec's dataset block.
 
     Validation: `val_list` when given (`other` = ARID's third official list), a csv
@@ -332,7 +332,7 @@ def load_splits(cfg: DatasetConfig, seed: int = 0) -> dict[str, Manifest]:
     elif fmt == "csv" and (found := layouts.find_list(fmt, root, cfg.split, "val")):
         val = read_manifest(fmt, root, found)
     else:
-        train, val = hold_out(train, cfg.val_fraction, seed)
+        train, val = hold_out(train, cfg.val_fraction, cfg.split_seed)
     splits = {"train": train, "val": val, "test": test}
     if cfg.max_per_class:
         splits = {k: first_per_class(m, cfg.max_per_class) for k, m in splits.items()}
