@@ -9,6 +9,7 @@ from __future__ import annotations
 import getpass
 import json
 import tempfile
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,16 +17,21 @@ from typing import Any
 
 import mlflow
 import requests
+from mlflow.data.dataset_source_registry import resolve_dataset_source
+from mlflow.data.meta_dataset import MetaDataset
+from mlflow.entities import DatasetInput, InputTag
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import (
+    MLFLOW_DATASET_CONTEXT,
     MLFLOW_PARENT_RUN_ID,
     MLFLOW_SOURCE_NAME,
     MLFLOW_SOURCE_TYPE,
     MLFLOW_USER,
 )
 
+from orchestrator.fingerprint import data_digest
 from orchestrator.jobs import JobResult
-from trainers.config import JobConfig
+from trainers.config import DatasetConfig, JobConfig
 from trainers.storage import is_file, join, put
 
 
@@ -154,7 +160,25 @@ def job_run(
         run = mlflow.start_run(run_name=name, parent_run_id=parent_run_id, nested=nested, tags=tags)
     with run:
         mlflow.log_params(job_params(job, tags.get("dlkdd.enhancement", "none")))
+        MlflowClient().log_inputs(run.info.run_id, dataset_inputs(job.dataset))
         yield run
+
+
+def dataset_inputs(dataset: DatasetConfig) -> list[DatasetInput]:
+    """The job's three splits as MLflow dataset inputs (the run page's Datasets column):
+    named by format, official split and subset, with the digest of their content (as the
+    fingerprints read it), so runs on the same data show the same digest wherever it lies."""
+    with warnings.catch_warnings():  # "can be interpreted in multiple ways": one local kind
+        warnings.simplefilter("ignore", UserWarning)
+        source = resolve_dataset_source(str(dataset.root))
+    return [
+        DatasetInput(
+            MetaDataset(source, f"{dataset.format} split {dataset.split} {subset}",
+                        data_digest(dataset, (subset,))[:16])._to_mlflow_entity(),
+            [InputTag(MLFLOW_DATASET_CONTEXT, subset)],
+        )
+        for subset in ("train", "val", "test")
+    ]  # fmt: skip
 
 
 def _dated_child(name: str, tags: dict[str, str], parent_run_id: str, started_ms: int) -> str:

@@ -49,6 +49,7 @@ class StudentTracker(tune.Callback):
         self.experiment_id, self.parent_run_id = experiment_id, parent_run_id
         self.spec, self.teachers = spec, teachers  # teachers: run_id, fingerprint, export
         self.stores = stores
+        self.datasets = tracking.dataset_inputs(spec.dataset)  # read once, for every trial
         self.sweep, self.storage = spec.name, spec.storage.resolved()
         self.runs: dict[str, str] = {}
         self.logged: set[str] = set()  # trials whose run was FINISHED before a resume
@@ -147,6 +148,7 @@ class StudentTracker(tune.Callback):
         run = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
         params = tracking.job_params(job, enhancement)
         self.client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in params.items()])
+        self.client.log_inputs(run.info.run_id, self.datasets)
         self.runs[trial_id] = run.info.run_id
         return run.info.run_id
 

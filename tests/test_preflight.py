@@ -46,7 +46,8 @@ def assert_paper_recipe(teacher, spec: dict) -> None:
 
 def test_arid_sweep_preflight(ray_session, official_tree, tmp_path: Path) -> None:
     """arid.yaml's whole study, shrunk: every enhancement (Zero-DCE trained briefly), one
-    student per enhancement and the control, Optuna and ASHA."""
+    student per enhancement and the control, Optuna and ASHA, then the confirm runs on a
+    second seed (the best configuration and that seed's control)."""
     spec = yaml.safe_load(Path("search_spaces/arid.yaml").read_text())
     result = invoke(["sweep", "arid"], placed(tmp_path, official_tree("arid")))
     assert result.exit_code == 0, result.output
@@ -56,11 +57,14 @@ def test_arid_sweep_preflight(ray_session, official_tree, tmp_path: Path) -> Non
     runs = preflight_runs(tmp_path, spec["tracking"]["experiment"])
     roles = sorted(r.data.tags.get("dlkdd.role", "parent") for r in runs)
     n = len(spec["sweep"]["enhancements"])
-    assert roles == ["control", "parent"] + ["student"] * n + ["teacher"] * n
+    assert roles == ["control"] * 2 + ["parent"] + ["student"] * (n + 1) + ["teacher"] * n
     assert all(r.info.status == "FINISHED" for r in runs)
-    distilled = sorted(r.data.tags["dlkdd.enhancement"] for r in runs
-                       if r.data.tags.get("dlkdd.role") == "student")  # fmt: skip
-    assert distilled == sorted(spec["sweep"]["enhancements"])
+    distilled = [r for r in runs if r.data.tags.get("dlkdd.role") == "student"]
+    searched = [r for r in distilled if r.data.params["seed"] == "0"]
+    assert sorted(r.data.tags["dlkdd.enhancement"] for r in searched) == sorted(
+        spec["sweep"]["enhancements"]
+    )
+    assert [r.data.params["seed"] for r in distilled if r not in searched] == ["1"]
     assert_paper_recipe(next(r for r in runs if r.data.tags.get("dlkdd.role") == "teacher"), spec)
 
 

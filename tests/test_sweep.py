@@ -26,7 +26,8 @@ pytestmark = pytest.mark.slow
 SWEEP = {"enhancements": ["gic", "he"],
          "temperature": {"type": "loguniform", "low": 1, "high": 8},
          "alpha": {"type": "uniform", "low": 0.3, "high": 0.9},
-         "num_samples": 2, "scheduler": {"type": "asha", "grace_period": 1}}  # fmt: skip
+         "num_samples": 2, "scheduler": {"type": "asha", "grace_period": 1},
+         "seeds": [0, 1], "confirm_top_k": 1}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -39,24 +40,62 @@ def sweep_run(ray_session, train_root, tmp_path_factory):
     return spec, parent, work
 
 
-def test_one_teacher_per_enhancement_and_a_control(sweep_run) -> None:
+def test_one_teacher_per_enhancement_and_a_control_per_seed(sweep_run) -> None:
     spec, parent, _ = sweep_run
     teachers = children(parent, "teacher")
     assert sorted(t.data.tags["dlkdd.enhancement"] for t in teachers) == ["gic", "he"]
+    assert {t.data.params["seed"] for t in teachers} == {"0"}  # teachers: one seed
     students = children(parent, "student", "control")
-    assert len(students) == 3 and all(s.info.status == "FINISHED" for s in students)
-    [control] = [s for s in students if s.data.tags["dlkdd.control"] == "true"]
-    assert control.data.tags["dlkdd.role"] == "control"  # MLflow groups it apart
-    assert control.data.params["alpha"] == "0.0" and control.data.params["enhancement"] == "none"
+    assert len(students) == 5 and all(s.info.status == "FINISHED" for s in students)
+    controls = [s for s in students if s.data.tags["dlkdd.control"] == "true"]
+    assert sorted(c.data.params["seed"] for c in controls) == ["0", "1"]
+    for control in controls:
+        assert control.data.tags["dlkdd.role"] == "control"  # MLflow groups it apart
+        assert control.data.params["alpha"] == "0.0"
+        assert control.data.params["enhancement"] == "none"
+        assert "dlkdd.soft_targets" not in control.data.tags
     distilled = [s for s in students if s.data.tags["dlkdd.control"] == "false"]
     ids = {t.info.run_id for t in teachers}
     assert all(s.data.tags["dlkdd.teacher_run"] in ids for s in distilled)
-    # the students read their teacher's soft-target store, one per teacher, named on the parent
+    # the students read their teacher's soft-target store for their seed, named on the parent
     tags = mlflow.get_run(parent).data.tags
-    stores = {e: tags[f"dlkdd.soft_targets.{e}"] for e in ("gic", "he")}
-    assert all(s.data.tags["dlkdd.soft_targets"] == stores[s.data.tags["dlkdd.enhancement"]]
-               and s.data.params["distill.soft_targets"] == "store" for s in distilled)  # fmt: skip
-    assert "dlkdd.soft_targets" not in control.data.tags
+    for s in distilled:
+        seed, enhancement = s.data.params["seed"], s.data.tags["dlkdd.enhancement"]
+        store = tags[f"dlkdd.soft_targets.{enhancement}" + ("" if seed == "0" else f".{seed}")]
+        assert s.data.tags["dlkdd.soft_targets"] == store
+        assert s.data.params["distill.soft_targets"] == "store"
+
+
+def test_the_best_configuration_is_confirmed_on_the_other_seed(sweep_run, tmp_path) -> None:
+    """After the search (seed 0), the best full-budget configuration trains again on seed
+    1 at full budget beside seed 1's control; compare pairs the two seeds' gains."""
+    spec, parent, _ = sweep_run
+    runs = children(parent, "student")
+    search = [r for r in runs if r.data.tags["dlkdd.phase"] == "search"]
+    [confirm] = [r for r in runs if r.data.tags["dlkdd.phase"] == "confirm"]
+    assert {r.data.params["seed"] for r in search} == {"0"} and confirm.data.params["seed"] == "1"
+    client = mlflow.MlflowClient()
+
+    def epochs(run) -> int:
+        return len(client.get_metric_history(run.info.run_id, "val_top1"))
+
+    full = [r for r in search if epochs(r) == 3]
+    best = max(full, key=lambda r: r.data.metrics["best_val_top1"])
+    recipe = ("dlkdd.enhancement", "dlkdd.temperature", "dlkdd.alpha")
+    assert [confirm.data.tags[k] for k in recipe] == [best.data.tags[k] for k in recipe]
+    assert epochs(confirm) == 3  # never early-stopped
+    [control_1] = [r for r in children(parent, "control") if r.data.params["seed"] == "1"]
+    assert mlflow.get_run(parent).data.tags["dlkdd.control_run.1"] == control_1.info.run_id
+    result = CliRunner().invoke(app, ["compare", "smk", "--tracking-uri", spec.tracking.uri,
+                                      "--out", str(tmp_path)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    with (tmp_path / "ablation_configs.csv").open() as f:
+        configs = list(csv.DictReader(f))
+    [confirmed] = [c for c in configs if c["seeds"] == "0,1" and c["kind"] == "student"]
+    assert confirmed["enhancement"] == best.data.tags["dlkdd.enhancement"]
+    assert confirmed["gain_pairs"] == "2" and confirmed["gain_verdict"] != "1 seed"
+    [control_row] = [c for c in configs if c["kind"] == "control"]
+    assert control_row["seeds"] == "0,1"
 
 
 def test_every_epoch_is_one_point_of_a_students_validation_curve(sweep_run) -> None:
@@ -75,7 +114,7 @@ def test_the_control_is_a_full_budget_job_outside_the_search(sweep_run) -> None:
     """ASHA (grace 1 epoch) and the searcher see only distilled students; the control is a
     job of its own, fingerprinted like a teacher, trained for the students' whole budget."""
     spec, parent, _ = sweep_run
-    [control] = children(parent, "control")
+    [control] = [r for r in children(parent, "control") if r.data.params["seed"] == "0"]
     assert mlflow.get_run(parent).data.tags["dlkdd.control_run"] == control.info.run_id
     assert control.info.run_name == f"smk-control-{control.data.tags['dlkdd.fingerprint']}"
     history = mlflow.MlflowClient().get_metric_history(control.info.run_id, "train_loss")
@@ -138,11 +177,11 @@ def test_compare_numbers_equal_mlflow_metrics(sweep_run, tmp_path) -> None:
     for run in children(parent, "student", "control"):
         assert float(rows[run.info.run_id]["val_top1"]) == run.data.metrics["best_val_top1"]
     assert (tmp_path / "gain_per_enhancement.png").stat().st_size > 1000
-    # the parent run's headline: the control and the student best on validation
+    # the parent run's headline: the student best on validation and its seed's control
     summary = mlflow.get_run(parent).data.metrics
-    control = next(r for r in rows.values() if r["kind"] == "control")
     best = max((r for r in rows.values() if r["kind"] == "student"),
                key=lambda r: float(r["val_top1"]))  # fmt: skip
+    control = next(r for r in rows.values() if r["kind"] == "control" and r["seed"] == best["seed"])
     assert summary["control_val_top1"] == float(control["val_top1"])
     assert summary["best_student_val_top1"] == float(best["val_top1"])
     assert summary["best_student_gain_test"] == pytest.approx(float(best["gain_test"]))
@@ -161,13 +200,22 @@ def test_promote_best_refuse_worse_force_then_predict(sweep_run, train_root, tmp
     students = sorted(
         children(parent, "student", "control"), key=lambda r: r.data.metrics["best_val_top1"]
     )
-    best_score = students[-1].data.metrics["best_val_top1"]
-    best = champion()
-    assert mlflow.get_run(best).data.metrics["best_val_top1"] == best_score
+    # configurations rank by their mean over seeds; the best seed's run is registered
+    recipe = ("dlkdd.role", "dlkdd.enhancement", "dlkdd.temperature", "dlkdd.alpha")
+    config_of = {r.info.run_id: tuple(r.data.tags[k] for k in recipe) for r in students}
+    groups: dict[tuple, list[float]] = {}
+    for r in students:
+        groups.setdefault(config_of[r.info.run_id], []).append(r.data.metrics["best_val_top1"])
+    mean = {k: sum(v) / len(v) for k, v in groups.items()}
+    top, best = max(mean.values()), champion()
+    assert mean[config_of[best]] == pytest.approx(top)
+    assert mlflow.get_run(best).data.metrics["best_val_top1"] == max(groups[config_of[best]])
     version = client.get_model_version_by_alias("dlkdd-student", "champion")
     assert best in version.description and "best_val_top1" in version.description
+    assert float(version.tags["dlkdd.best_val_top1_mean"]) == pytest.approx(top, abs=1e-4)
     again = CliRunner().invoke(app, ["promote", "smk", *uri])  # idempotent
     assert again.exit_code == 0 and "v1" in again.output
+    # the lowest run scores no more than any configuration's mean, the champion's too
     worst = next(r.info.run_id for r in students if r.info.run_id != best)
     refused = CliRunner().invoke(app, ["promote", "smk", "--run", worst, *uri])
     assert refused.exit_code == 1 and "not promoted" in refused.output
