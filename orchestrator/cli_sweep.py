@@ -25,6 +25,7 @@ from orchestrator.progress import console
 from orchestrator.spec import Tracking
 
 DEFAULT_URI = "sqlite:///mlflow.db"
+VERBOSE_HELP = "Show Ray's, Tune's and DeepSpeed's output here, not only in the log file."
 
 
 def sweep(
@@ -34,15 +35,19 @@ def sweep(
     storage: str | None = typer.Option(None, help="Overrides storage.path (local, NFS, s3://)."),
     sets: list[str] = typer.Option([], "--set", help=SET_HELP),
     preflight: bool = typer.Option(False, "--preflight", help=PREFLIGHT_HELP),
+    verbose: bool = typer.Option(False, "--verbose", help=VERBOSE_HELP),
 ) -> None:
     """Run a DL-KDD sweep: teachers, students over T x alpha x enhancement, ablation table."""
+    from orchestrator.quiet import log_file, quiet
     from orchestrator.sweep import run_sweep
 
     spec = spec_or_exit(spec_path, sets).placed(tracking_uri, storage)
     if preflight:
         return rehearse(spec)
     try:
-        parent = run_sweep(spec, resume=resume)
+        tracking.connect(spec.tracking.uri, spec.tracking.experiment)  # before any log file
+        with quiet(log_file(spec.storage.resolved(), f"sweep-{spec.name}"), verbose):
+            parent = run_sweep(spec, resume=resume)
     except tracking.TrackingError as err:
         raise fail(str(err)) from None
     console.print(f"sweep finished: MLflow parent run {parent}")
@@ -234,6 +239,7 @@ def _listed_videos(video_list: Path | None, root: Path | None) -> list[Path]:
 
 def demo(
     data: Path = typer.Option(Path("demo_data"), help="Where the synthetic dataset lives."),
+    verbose: bool = typer.Option(False, "--verbose", help=VERBOSE_HELP),
 ) -> None:
     """The whole study on embedded defaults: synthesise, sweep smoke.yaml, compare,
     promote, predict a few clips, and say how to open the MLflow UI."""
@@ -244,7 +250,8 @@ def demo(
             synthesize(data, SynthConfig(num_classes=4, train_per_class=24, val_per_class=6,
                                          test_per_class=6, frames=24, size=64))  # fmt: skip
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
-    sweep("smoke", resume=False, tracking_uri=None, storage=None, sets=[], preflight=False)
+    sweep("smoke", resume=False, tracking_uri=None, storage=None, sets=[], preflight=False,
+          verbose=verbose)  # fmt: skip
     try:
         promote("smoke", tracking_uri=None, experiment=None, metric="best_val_top1",
                 name="dlkdd-student", force=False, run=None, sets=[])  # fmt: skip

@@ -11,6 +11,7 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import torch
+from mlflow.entities import Metric
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
@@ -20,7 +21,8 @@ from orchestrator.tracking import STUDENT_ROLES
 from trainers import export
 
 ALIAS = "champion"
-MODEL_TAG = "dlkdd.mlflow_model"  # set once the run's MLflow model is logged
+MODEL_TAG = "dlkdd.mlflow_model"  # the run's MLflow model's name, once it is logged
+SCORES = {"best_val_top1", "test_top1", "test_mean_class"}  # a logged model's own metrics
 LINEAGE = ("dlkdd.enhancement", "dlkdd.temperature", "dlkdd.alpha", "dlkdd.teacher_run",
            "dlkdd.teacher_fingerprint", "dlkdd.sweep", "dlkdd.control")  # fmt: skip
 
@@ -125,8 +127,8 @@ def _version_of(client: MlflowClient, name: str, run_id: str) -> str | None:
 
 
 def _register(client: MlflowClient, name: str, run, metric: str) -> str:
-    ensure_model(client, run)
-    version = mlflow.register_model(f"runs:/{run.info.run_id}/model", name).version
+    model = ensure_model(client, run)
+    version = mlflow.register_model(f"runs:/{run.info.run_id}/{model}", name).version
     for key in LINEAGE:
         if key in run.data.tags:
             client.set_model_version_tag(name, version, key, run.data.tags[key])
@@ -154,25 +156,51 @@ def describe(run) -> str:
     return "\n".join(lines)
 
 
-def ensure_model(client: MlflowClient, run) -> None:
+def ensure_model(client: MlflowClient, run) -> str:
     """Logs a student's MLflow model when it is first registered, from the export its run
     holds: a sweep does not spend the ~6 s per student (bench/job_overhead.py) on models
-    only a champion candidate needs, and any student with an export can be promoted."""
-    if run.data.tags.get(MODEL_TAG):
-        return
+    only a champion candidate needs, and any student with an export can be promoted.
+    Returns the model's name in the run."""
+    if logged := run.data.tags.get(MODEL_TAG):
+        return logged
+    name = model_name(run)
     with tempfile.TemporaryDirectory() as d:
         local = mlflow.artifacts.download_artifacts(
             run_id=run.info.run_id, artifact_path="export", dst_path=d
         )
-        log_pytorch_model(run.info.run_id, Path(local))
-    client.set_tag(run.info.run_id, MODEL_TAG, "model")
+        model_id = log_pytorch_model(run.info.run_id, Path(local), name)
+    link_scores(client, run, model_id)
+    client.set_tag(run.info.run_id, MODEL_TAG, name)
     # logging reopened the finished run; it keeps the end time of its training
     client.set_terminated(run.info.run_id, run.info.status, end_time=run.info.end_time)
+    return name
 
 
-def log_pytorch_model(run_id: str, export_dir: Path) -> None:
+def model_name(run) -> str:
+    """What the logged model is, as MLflow's Models tab lists it: `control-seed0`,
+    `student-gic-T2.5-a0.6-seed1`."""
+    tags, seed = run.data.tags, run.data.params.get("seed", "0")
+    if tags.get("dlkdd.role") == "control":
+        return f"control-seed{seed}"
+    t, a = (float(run.data.params.get(k, "nan")) for k in ("temperature", "alpha"))
+    return f"student-{tags.get('dlkdd.enhancement', 'none')}-T{t:.3g}-a{a:.3g}-seed{seed}"
+
+
+def link_scores(client: MlflowClient, run, model_id: str) -> None:
+    """The run's scores become the logged model's own metrics (MLflow's Models tab shows
+    them): each final value logged again exactly as it was (key, value, time, step) with the
+    model's id, which MLflow stores as the same point, so no run chart gains one."""
+    metrics = []
+    for key in sorted(SCORES & run.data.metrics.keys()):
+        last = client.get_metric_history(run.info.run_id, key)[-1]
+        metrics.append(Metric(key, last.value, last.timestamp, last.step, model_id=model_id))
+    client.log_batch(run.info.run_id, metrics=metrics)
+
+
+def log_pytorch_model(run_id: str, export_dir: Path, name: str) -> str:
     """The student as an MLflow PyTorch model (loads with mlflow.pytorch.load_model); the
-    clip spec and class names ride along as model metadata for `dlkdd predict`.
+    clip spec and class names ride along as model metadata for `dlkdd predict`. Returns
+    the logged model's id.
 
     Saved as a torch.export program ("pt2"): loading needs neither this package nor pickle.
     The example holds two clips so the batch dimension stays dynamic (one would pin it to 1,
@@ -184,11 +212,12 @@ def log_pytorch_model(run_id: str, export_dir: Path) -> None:
         (2, 3, clip["num_frames"], clip["crop_size"], clip["crop_size"]), dtype=np.float32
     )
     with mlflow.start_run(run_id=run_id, nested=True):
-        mlflow.pytorch.log_model(
+        info = mlflow.pytorch.log_model(
             model,
-            name="model",
+            name=name,
             input_example=example,
             serialization_format="pt2",
             pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
             metadata={"dlkdd": json.dumps(meta)},
         )
+    return info.model_id

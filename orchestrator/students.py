@@ -12,6 +12,7 @@ from ray.tune.integration.ray_train import TuneReportCallback
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
 from orchestrator import jobs
+from orchestrator.live import TrialBoard
 from orchestrator.search import (
     LiveVariants,
     Stores,
@@ -127,6 +128,7 @@ def tuner(
     tune_name: str,
     resume: bool,
     slots: TrialSlots,
+    board: TrialBoard,
     confirm: list[dict[str, Any]] | None = None,
 ) -> tune.Tuner:
     """A fresh Tuner, or the interrupted one restored (finished trials are not rerun): the
@@ -158,7 +160,7 @@ def tuner(
         run_config=tune.RunConfig(
             name=tune_name,
             storage_path=spec.storage.resolved(),
-            callbacks=[tracker],
+            callbacks=[tracker, board],
             # A trial whose actor dies outside its training code (a lost node; once in CI, a
             # killed driver's clean-up racing `--resume`) restarts, at least once; its Train
             # run resumes from its checkpoint.

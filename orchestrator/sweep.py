@@ -7,8 +7,9 @@ import time
 
 import mlflow
 
-from orchestrator import cluster, students, tracking
+from orchestrator import cluster, live, students, tracking
 from orchestrator.compare import CONTROL_TAG, find_parent, summary
+from orchestrator.live import TrialBoard
 from orchestrator.progress import console
 from orchestrator.search import Stores
 from orchestrator.spec import Spec
@@ -88,7 +89,11 @@ def run_students(
         f"scheduler {spec.sweep.scheduler.type}"
     )
     tracker = StudentTracker(experiment_id, parent_run_id, spec, described, stores)
-    grid = students.fit(students.tuner(spec, exports, stores, tracker, tune_name, resume, slots))
+    board = TrialBoard("search", spec.sweep.num_samples, seeds[0])
+    with live.shown():
+        grid = students.fit(
+            students.tuner(spec, exports, stores, tracker, tune_name, resume, slots, board)
+        )
     confirm = students.confirm_points(grid, spec)
     if not confirm:
         return
@@ -98,8 +103,12 @@ def run_students(
                   f"on seed(s) {', '.join(map(str, seeds[1:]))}: {len(confirm)} "
                   "full-budget trials")  # fmt: skip
     tracker = StudentTracker(experiment_id, parent_run_id, spec, described, stores)
+    board = TrialBoard("confirm runs", len(confirm), seeds[0])
     name = f"{tune_name}-confirm"
-    students.fit(students.tuner(spec, exports, stores, tracker, name, resume, slots, confirm))
+    with live.shown():
+        students.fit(
+            students.tuner(spec, exports, stores, tracker, name, resume, slots, board, confirm)
+        )
 
 
 def soft_target_stores(

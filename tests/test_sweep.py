@@ -145,6 +145,14 @@ def test_every_run_carries_its_recipe_and_no_unused_settings(sweep_run, teacher_
         assert p["optim.epochs"] == "3" and p["role"] == student.data.tags["dlkdd.role"]
         assert not any(k.startswith("enhancement.") for k in p)
         assert student.data.tags["mlflow.user"] and student.data.tags["mlflow.source.name"]
+    # every job names its data as MLflow dataset inputs, with the same content digests
+    digests = set()
+    for run in [*children(parent, "teacher"), *children(parent, "student", "control")]:
+        inputs = mlflow.get_run(run.info.run_id).inputs.dataset_inputs
+        named = {d.dataset.name: d.dataset.digest for d in inputs}
+        assert sorted(named) == ["csv split 1 test", "csv split 1 train", "csv split 1 val"]
+        digests.add(tuple(sorted(named.items())))
+    assert len(digests) == 1
 
 
 def test_teacher_runs_span_their_training(sweep_run) -> None:
@@ -213,6 +221,15 @@ def test_promote_best_refuse_worse_force_then_predict(sweep_run, train_root, tmp
     version = client.get_model_version_by_alias("dlkdd-student", "champion")
     assert best in version.description and "best_val_top1" in version.description
     assert float(version.tags["dlkdd.best_val_top1_mean"]) == pytest.approx(top, abs=1e-4)
+    # the logged model is named for what it is and carries its run's scores
+    model = mlflow.get_logged_model(version.model_id)
+    run = mlflow.get_run(best)
+    assert model.name.startswith(f"{run.data.tags['dlkdd.role']}-")
+    assert model.name.endswith(f"-seed{run.data.params['seed']}")
+    scores = {m.key: m.value for m in model.metrics}
+    assert scores["best_val_top1"] == run.data.metrics["best_val_top1"] and "test_top1" in scores
+    history = client.get_metric_history(best, "best_val_top1")
+    assert len(history) == 1  # linking the score to the model added no point to the run
     again = CliRunner().invoke(app, ["promote", "smk", *uri])  # idempotent
     assert again.exit_code == 0 and "v1" in again.output
     # the lowest run scores no more than any configuration's mean, the champion's too

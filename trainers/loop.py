@@ -13,12 +13,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import deepspeed
 import ray.train
 import ray.train.torch
 import torch
 import torch.distributed as dist
-from deepspeed.utils import safe_get_full_fp32_param
 from torch._utils import _unflatten_dense_tensors
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
@@ -68,6 +66,8 @@ def train_func(config: dict[str, Any]) -> None:
     sched = schedule.warmup_cosine(
         opt, round(job.optim.warmup_epochs * steps_per_epoch), job.optim.epochs * steps_per_epoch
     )
+    import deepspeed  # here, in the worker: imported, it prints its accelerator banner
+
     engine, _, _, _ = deepspeed.initialize(
         model=model,
         optimizer=opt,
@@ -193,6 +193,8 @@ def _fp32_masters(engine) -> dict[str, torch.Tensor]:
     DeepSpeed's FP16 optimiser wrapper (unfused for torch's optimisers: per-parameter fp32
     groups; fused: flat ones), whose internals are read here; the bf16 cases of
     tests/test_optimisers.py fail if they change."""
+    from deepspeed.utils import safe_get_full_fp32_param  # a worker's, as above
+
     params = dict(engine.module.named_parameters())
     masters = {n: m for n, p in params.items() if (m := safe_get_full_fp32_param(p)) is not None}
     opt, names = engine.optimizer, {id(p): n for n, p in params.items()}
