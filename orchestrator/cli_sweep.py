@@ -42,11 +42,13 @@ def sweep(
     from orchestrator.sweep import run_sweep
 
     spec = spec_or_exit(spec_path, sets).placed(tracking_uri, storage)
+    log = log_file(spec.storage.resolved(), f"sweep-{spec.name}")
     if preflight:
-        return rehearse(spec)
+        with quiet(log, verbose):
+            return rehearse(spec)
     try:
         tracking.connect(spec.tracking.uri, spec.tracking.experiment)  # before any log file
-        with quiet(log_file(spec.storage.resolved(), f"sweep-{spec.name}"), verbose):
+        with quiet(log, verbose):
             parent = run_sweep(spec, resume=resume)
     except tracking.TrackingError as err:
         raise fail(str(err)) from None
