@@ -119,3 +119,19 @@ def test_promote_ranks_configurations_by_their_mean_over_seeds(study) -> None:
     assert run.data.tags["dlkdd.enhancement"] == "gic" and run.info.run_id != lucky
     assert over_seeds.n == 3 and over_seeds.mean == pytest.approx(0.7)
     assert over_seeds.text() == "[0.7000, 0.7000]"  # three equal seeds: no spread
+
+
+def test_the_champion_is_judged_by_its_mean_over_seeds(study, tmp_path) -> None:
+    """promote's gate reads the champion's mean (tagged when it was promoted), not the
+    single run registered for it; a version registered otherwise is judged by its run."""
+    from orchestrator.registry import champion_score
+
+    uri, experiment = study
+    client = mlflow.MlflowClient(uri)
+    run, _ = candidate(experiment, "s", "best_val_top1", None)
+    client.create_registered_model("m")
+    version = client.create_model_version("m", str(tmp_path), run_id=run.info.run_id)
+    assert champion_score(client, version, "best_val_top1") == pytest.approx(0.7)  # its run
+    client.set_model_version_tag("m", version.version, "dlkdd.best_val_top1_mean", "0.6123")
+    tagged = client.get_model_version("m", version.version)
+    assert champion_score(client, tagged, "best_val_top1") == pytest.approx(0.6123)
