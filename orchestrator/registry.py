@@ -178,12 +178,13 @@ def ensure_model(client: MlflowClient, run) -> str:
 
 def model_name(run) -> str:
     """What the logged model is, as MLflow's Models tab lists it: `control-seed0`,
-    `student-gic-T2.5-a0.6-seed1`."""
+    `student-gic-T2_5-a0_6-seed1` (a model name may hold no '.')."""
     tags, seed = run.data.tags, run.data.params.get("seed", "0")
     if tags.get("dlkdd.role") == "control":
         return f"control-seed{seed}"
     t, a = (float(run.data.params.get(k, "nan")) for k in ("temperature", "alpha"))
-    return f"student-{tags.get('dlkdd.enhancement', 'none')}-T{t:.3g}-a{a:.3g}-seed{seed}"
+    name = f"student-{tags.get('dlkdd.enhancement', 'none')}-T{t:.3g}-a{a:.3g}-seed{seed}"
+    return name.replace(".", "_")
 
 
 def link_scores(client: MlflowClient, run, model_id: str) -> None:
