@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-console = Console()
+# off a terminal (a pipe, a CI log) rich would wrap tables at 80 columns
+console = Console(width=None if sys.stdout.isatty() else 150)
 
 
 @contextmanager

@@ -21,7 +21,7 @@ from orchestrator.tracking import STUDENT_ROLES
 from trainers import export
 
 ALIAS = "champion"
-MODEL_TAG = "dlkdd.mlflow_model"  # the run's MLflow model's name, once it is logged
+MODEL_TAG = "dlkdd.mlflow_model"  # the run's MLflow model's URI, once it is logged
 SCORES = {"best_val_top1", "test_top1", "test_mean_class"}  # a logged model's own metrics
 LINEAGE = ("dlkdd.enhancement", "dlkdd.temperature", "dlkdd.alpha", "dlkdd.teacher_run",
            "dlkdd.teacher_fingerprint", "dlkdd.sweep", "dlkdd.control")  # fmt: skip
@@ -127,8 +127,7 @@ def _version_of(client: MlflowClient, name: str, run_id: str) -> str | None:
 
 
 def _register(client: MlflowClient, name: str, run, metric: str) -> str:
-    model = ensure_model(client, run)
-    version = mlflow.register_model(f"runs:/{run.info.run_id}/{model}", name).version
+    version = mlflow.register_model(ensure_model(client, run), name).version
     for key in LINEAGE:
         if key in run.data.tags:
             client.set_model_version_tag(name, version, key, run.data.tags[key])
@@ -160,9 +159,9 @@ def ensure_model(client: MlflowClient, run) -> str:
     """Logs a student's MLflow model when it is first registered, from the export its run
     holds: a sweep does not spend the ~6 s per student (bench/job_overhead.py) on models
     only a champion candidate needs, and any student with an export can be promoted.
-    Returns the model's name in the run."""
-    if logged := run.data.tags.get(MODEL_TAG):
-        return logged
+    Returns the model's URI."""
+    if logged := run.data.tags.get(MODEL_TAG):  # older dlkdd: the artifact path "model"
+        return logged if ":/" in logged else f"runs:/{run.info.run_id}/{logged}"
     name = model_name(run)
     with tempfile.TemporaryDirectory() as d:
         local = mlflow.artifacts.download_artifacts(
@@ -170,10 +169,10 @@ def ensure_model(client: MlflowClient, run) -> str:
         )
         model_id = log_pytorch_model(run.info.run_id, Path(local), name)
     link_scores(client, run, model_id)
-    client.set_tag(run.info.run_id, MODEL_TAG, name)
+    client.set_tag(run.info.run_id, MODEL_TAG, f"models:/{model_id}")
     # logging reopened the finished run; it keeps the end time of its training
     client.set_terminated(run.info.run_id, run.info.status, end_time=run.info.end_time)
-    return name
+    return f"models:/{model_id}"
 
 
 def model_name(run) -> str:

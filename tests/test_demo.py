@@ -26,14 +26,13 @@ def test_demo_runs_the_whole_study(ray_session, tmp_path: Path) -> None:
     client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     champion = client.get_model_version_by_alias("dlkdd-student", "champion")
     assert client.get_run(champion.run_id).data.tags["dlkdd.role"] == "student"
-    assert len(list((tmp_path / "dlkdd_runs" / "soft_targets").glob("*.pt"))) == 2  # gic, he
     assert (tmp_path / "dlkdd_reports" / "smoke" / "gain_per_enhancement.png").is_file()
     # a clean console: the live trial table, not Tune's status tables, Ray's worker lines or
     # DeepSpeed's banner; those are in the log file it names
     shown = result.stdout + result.stderr
     [log] = (tmp_path / "dlkdd_runs" / "logs").glob("sweep-smoke-*.log")
     assert str(log) in shown.replace("\n", "")
-    assert "search: 6/6 trials done" in shown and "confirm runs: 1/1 trials done" in shown
+    assert "search: 3/3 trials done" in shown and "confirm runs: 1/1 trials done" in shown
     for noise in ("Trial status", "(TrainController", "real_accelerator", "RayTrainWorker"):
         assert noise not in shown, noise
     assert "Trial status" in log.read_text() and "RayTrainWorker" in log.read_text()

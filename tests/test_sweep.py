@@ -225,7 +225,7 @@ def test_promote_best_refuse_worse_force_then_predict(sweep_run, train_root, tmp
     assert best in version.description and "best_val_top1" in version.description
     assert float(version.tags["dlkdd.best_val_top1_mean"]) == pytest.approx(top, abs=1e-4)
     # the logged model is named for what it is and carries its run's scores
-    model = mlflow.get_logged_model(version.model_id)
+    model = mlflow.get_logged_model(version.source.removeprefix("models:/"))
     run = mlflow.get_run(best)
     assert model.name.startswith(f"{run.data.tags['dlkdd.role']}-")
     assert model.name.endswith(f"-seed{run.data.params['seed']}")
