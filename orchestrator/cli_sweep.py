@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import os
 from pathlib import Path
 
 import typer
@@ -39,17 +38,24 @@ def sweep(
 ) -> None:
     """Run a DL-KDD sweep: teachers, students over T x alpha x enhancement, ablation table."""
     from orchestrator.quiet import log_file, quiet
-    from orchestrator.sweep import run_sweep
 
     spec = spec_or_exit(spec_path, sets).placed(tracking_uri, storage)
     log = log_file(spec.storage.resolved(), f"sweep-{spec.name}")
     if preflight:
         with quiet(log, verbose):
             return rehearse(spec)
+    _connect(spec.tracking.uri, spec.tracking.experiment)  # before any log file is made
+    with quiet(log, verbose):
+        sweep_and_compare(spec, resume)
+
+
+def sweep_and_compare(spec, resume: bool) -> None:
+    """The sweep, then its ablation tables; run inside `quiet`, so that Ray's last worker
+    lines, forwarded a few seconds after the trials end, reach the log and not the screen."""
+    from orchestrator.sweep import run_sweep
+
     try:
-        tracking.connect(spec.tracking.uri, spec.tracking.experiment)  # before any log file
-        with quiet(log, verbose):
-            parent = run_sweep(spec, resume=resume)
+        parent = run_sweep(spec, resume=resume)
     except tracking.TrackingError as err:
         raise fail(str(err)) from None
     console.print(f"sweep finished: MLflow parent run {parent}")
@@ -245,6 +251,7 @@ def demo(
 ) -> None:
     """The whole study on embedded defaults: synthesise, sweep smoke.yaml, compare,
     promote, predict a few clips, and say how to open the MLflow UI."""
+    from orchestrator.quiet import log_file, quiet
     from trainers.data.synth import SynthConfig, synthesize
 
     if not (data / "train.csv").is_file():
@@ -252,26 +259,27 @@ def demo(
             # 48 validation and 48 test clips: one clip moves a score by 0.02, not 0.08
             synthesize(data, SynthConfig(num_classes=4, train_per_class=24, val_per_class=12,
                                          test_per_class=12, frames=24, size=64))  # fmt: skip
-    os.environ.setdefault("RAY_DEDUP_LOGS", "1")
-    sweep("smoke", resume=False, tracking_uri=None, storage=None, sets=[], preflight=False,
-          verbose=verbose)  # fmt: skip
-    try:
-        promote("smoke", tracking_uri=None, experiment=None, metric="best_val_top1",
-                name="dlkdd-student", force=False, run=None, sets=[])  # fmt: skip
-    except typer.Exit as stop:
-        if stop.exit_code != 1:  # 1: a better champion exists already; anything else fails
-            raise
-        console.print("(the earlier champion stays)")
-    with (data / "test.csv").open() as f:
-        clips = [data / row[0] for row in list(csv.reader(f))[1::6][:4]]
-    predict(
-        clips,
-        video_list=None,
-        root=None,
-        model="models:/dlkdd-student@champion",
-        top_k=2,
-        tracking_uri=DEFAULT_URI,
-    )  # every option: typer's defaults are not values here
+    spec = spec_or_exit("smoke", [])
+    _connect(spec.tracking.uri, spec.tracking.experiment)
+    with quiet(log_file(spec.storage.resolved(), "demo"), verbose):
+        sweep_and_compare(spec, resume=False)
+        try:
+            promote("smoke", tracking_uri=None, experiment=None, metric="best_val_top1",
+                    name="dlkdd-student", force=False, run=None, sets=[])  # fmt: skip
+        except typer.Exit as stop:
+            if stop.exit_code != 1:  # 1: a better champion exists already; else it failed
+                raise
+            console.print("(the earlier champion stays)")
+        with (data / "test.csv").open() as f:
+            clips = [data / row[0] for row in list(csv.reader(f))[1::6][:4]]
+        predict(
+            clips,
+            video_list=None,
+            root=None,
+            model="models:/dlkdd-student@champion",
+            top_k=2,
+            tracking_uri=DEFAULT_URI,
+        )  # every option: typer's defaults are not values here
     console.print("\nOpen the results: [bold]mlflow ui --backend-store-uri sqlite:///mlflow.db"
                   "[/bold]  (then http://127.0.0.1:5000)")  # fmt: skip
 

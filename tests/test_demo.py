@@ -30,7 +30,7 @@ def test_demo_runs_the_whole_study(ray_session, tmp_path: Path) -> None:
     # a clean console: the live trial table, not Tune's status tables, Ray's worker lines or
     # DeepSpeed's banner; those are in the log file it names
     shown = result.stdout + result.stderr
-    [log] = (tmp_path / "dlkdd_runs" / "logs").glob("sweep-smoke-*.log")
+    [log] = (tmp_path / "dlkdd_runs" / "logs").glob("demo-*.log")
     assert str(log) in shown.replace("\n", "")
     assert "search: 3/3 trials done" in shown and "confirm runs: 1/1 trials done" in shown
     for noise in ("Trial status", "(TrainController", "real_accelerator", "RayTrainWorker"):
