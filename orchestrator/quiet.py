@@ -36,7 +36,7 @@ def quiet(log_path: Path, verbose: bool = False) -> Iterator[None]:
     sys.stdout.flush()
     sys.stderr.flush()
     saved_fds = os.dup(1), os.dup(2)
-    saved = sys.stdout, sys.stderr, console.file
+    saved = sys.stdout, sys.stderr
     terminal = os.fdopen(os.dup(saved_fds[0]), "w", buffering=1) if _is_fd(saved[0]) else None
     with log_path.open("a", buffering=1) as log:
         try:
@@ -49,7 +49,8 @@ def quiet(log_path: Path, verbose: bool = False) -> Iterator[None]:
             yield
         finally:
             log.flush()
-            sys.stdout, sys.stderr, console.file = saved
+            sys.stdout, sys.stderr = saved
+            console.file = None  # back to following sys.stdout, as progress.py made it
             os.dup2(saved_fds[0], 1)
             os.dup2(saved_fds[1], 2)
             for fd in saved_fds:

@@ -74,3 +74,23 @@ def test_the_trial_board_shows_each_trial_and_survives_a_pickle() -> None:
     row_b = next(line for line in text.splitlines() if "b_00001" in line)
     cells = [c.strip() for c in row_b.split("│") if c.strip()]
     assert cells[-1] == "1"  # its seed; no validation yet
+
+
+def test_the_console_follows_stdout_again_after_the_block(tmp_path: Path, monkeypatch) -> None:
+    """In one process (a test runner invoking the CLI twice), the second command's lines
+    must reach the second command's stdout, not the first's closed one."""
+    import io
+
+    from orchestrator.progress import console
+    from orchestrator.quiet import quiet
+
+    outputs = []
+    for i in range(2):
+        out = io.StringIO()
+        monkeypatch.setattr(sys, "stdout", out)
+        with quiet(tmp_path / "log.txt"):
+            console.print(f"line {i}")
+        console.print(f"after {i}")
+        outputs.append(out.getvalue())
+    assert "line 0" in outputs[0] and "after 0" in outputs[0]
+    assert "line 1" in outputs[1] and "after 1" in outputs[1] and "after 1" not in outputs[0]
