@@ -176,9 +176,13 @@ def check_sweep(spec: Spec, parent_run_id: str, checklist: Checklist) -> None:
             value = run.data.metrics.get(metric, float("nan"))
             checklist.add(role, ok, f"{run.info.run_name}: {run.info.status}, {metric} {value:.3f}")
     students = [r for r in runs if r.data.tags.get("dlkdd.role") in STUDENT_ROLES]
-    expected = len(spec.sweep.enhancements) + 1
+    seeds = spec.student_seeds()  # a control each; the best student again on the others
+    expected = (
+        len(spec.sweep.enhancements) + len(seeds) + spec.sweep.confirm_top_k * (len(seeds) - 1)
+    )
     checklist.add("students", len(students) == expected,
-                  f"{len(students)} of {expected} (one per enhancement + the control)")  # fmt: skip
+                  f"{len(students)} of {expected} (one per enhancement, a control per seed, "
+                  "the best confirmed on the other seed)")  # fmt: skip
     checklist.add("tracker", True, f"{spec.tracking.uri}, experiment {spec.tracking.experiment}: "
                   f"parent run {parent_run_id} and {len(runs)} nested runs")  # fmt: skip
     exports = [r.data.tags.get("dlkdd.export_dir") for r in runs]
