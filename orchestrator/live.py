@@ -39,7 +39,7 @@ class TrialBoard(tune.Callback):
     def __init__(self, title: str, total: int, default_seed: int) -> None:
         self.title, self.total, self.default_seed = title, total, default_seed
         self.rows: dict[str, dict[str, Any]] = {}
-        self.started = time.time()
+        self.started = self.drawn = time.time()
 
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
         self._row(trial)["status"] = "running"
@@ -61,7 +61,9 @@ class TrialBoard(tune.Callback):
         self._show()
 
     def on_step(self, iteration, trials, **info) -> None:
-        self._show()  # elapsed time moves on between reports
+        """Tune steps many times a second; the elapsed time needs redrawing once a second."""
+        if time.time() - self.drawn >= 1:
+            self._show()
 
     def _row(self, trial) -> dict[str, Any]:
         c = trial.config
@@ -72,6 +74,7 @@ class TrialBoard(tune.Callback):
         })  # fmt: skip
 
     def _show(self) -> None:
+        self.drawn = time.time()
         if _live is not None:
             _live.update(self.table())
 
