@@ -213,7 +213,7 @@ def test_promote_best_refuse_worse_force_then_predict(sweep_run, train_root, tmp
     )
     # configurations rank by their mean over seeds; the best seed's run is registered
     recipe = ("dlkdd.role", "dlkdd.enhancement", "dlkdd.temperature", "dlkdd.alpha")
-    config_of = {r.info.run_id: tuple(r.data.tags[k] for k in recipe) for r in students}
+    config_of = {r.info.run_id: tuple(r.data.tags.get(k) for k in recipe) for r in students}
     groups: dict[tuple, list[float]] = {}
     for r in students:
         groups.setdefault(config_of[r.info.run_id], []).append(r.data.metrics["best_val_top1"])
