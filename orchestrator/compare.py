@@ -9,6 +9,7 @@ from pathlib import Path
 import mlflow
 from mlflow.tracking import MlflowClient
 
+from orchestrator.spec import enhancement_of
 from orchestrator.tracking import STUDENT_ROLES
 
 COLUMNS = (
@@ -88,10 +89,10 @@ def ablation_rows(experiment_id: str, sweep: str) -> list[dict]:
     teacher_ids = {
         k.split(".", 2)[2]: v for k, v in parent.data.tags.items() if k.startswith("dlkdd.teacher.")
     }
-    for enhancement, run_id in sorted(teacher_ids.items()):
+    for key, run_id in sorted(teacher_ids.items()):
         teacher = run_row(MlflowClient().get_run(run_id))
-        rows.append(teacher | {"kind": "teacher", "enhancement": enhancement, "gain_val": nan,
-                               "gain_test": nan})  # fmt: skip
+        kind = {"kind": "teacher", "enhancement": enhancement_of(key)}
+        rows.append(teacher | kind | {"gain_val": nan, "gain_test": nan})
     order = {"control": 0, "student": 1, "teacher": 2}
     rows.sort(key=lambda r: (order[r["kind"]], r["enhancement"], -r["val_top1"]))
     return rows

@@ -58,12 +58,12 @@ def trial_job(
     spec: Spec, config: dict[str, Any], teachers: dict[str, str], stores: Stores
 ) -> JobConfig:
     """A trial's student job: its configuration's teacher (`teachers`: exports by
-    enhancement) and soft-target store, on the trial's seed: a confirm run's own, else the
+    `Spec.teacher_key`) and soft-target store, on the trial's seed: a confirm run's own, else the
     search's (the first of the sweep's seeds)."""
     enhancement, seed = config["enhancement"], int(config.get("seed", spec.student_seeds()[0]))
     return spec.job(
         "student",
-        teacher_dir=teachers[enhancement],
+        teacher_dir=teachers[spec.teacher_key(enhancement, seed)],
         temperature=float(config["temperature"]),
         alpha=float(config["alpha"]),
         soft_target_store=stores.get((enhancement, seed)),

@@ -132,7 +132,15 @@ class SweepConfig(StrictModel):
         description="The students' seeds (initialisation and augmentation, never the split): "
         "the search runs on the first; the control and the best `confirm_top_k` "
         "configurations are then trained on every other one at full budget. Default: the "
-        "spec's `seed`. Teachers are trained once, on the spec's `seed`.",
+        "spec's `seed`. Teachers: see `teacher_seeds`.",
+    )
+    teacher_seeds: Literal["first", "each"] = Field(
+        "first",
+        description="'first': one teacher per enhancement, on the spec's `seed`, for every "
+        "student; 'each': a teacher per enhancement and seed, trained on that seed (the "
+        "confirm seeds' only for the confirmed configurations' enhancements), and every "
+        "student distils from its own seed's teacher, so the interval over seeds includes "
+        "the teacher's variance.",
     )
     confirm_top_k: int = Field(
         1, ge=1, description="Configurations re-run on every other seed of `seeds`."
@@ -243,6 +251,19 @@ class Spec(StrictModel):
     def student_seeds(self) -> list[int]:
         """The sweep's seeds: the first is the search's, the others its confirmations'."""
         return (self.sweep and self.sweep.seeds) or [self.seed]
+
+    def teacher_key(self, enhancement: str, seed: int) -> str:
+        """The teacher a student of `seed` distils from, as a sweep's teachers are keyed:
+        its enhancement; with `sweep.teacher_seeds: each`, past the search's seed, its
+        seed's teacher `<enhancement>.<seed>`."""
+        if self.sweep is None or self.sweep.teacher_seeds == "first":
+            return enhancement
+        return enhancement if seed == self.student_seeds()[0] else f"{enhancement}.{seed}"
+
+
+def enhancement_of(teacher_key: str) -> str:
+    """A teacher's enhancement from its key (`gic`, or `gic.1` for seed 1's teacher)."""
+    return teacher_key.split(".")[0]
 
 
 def _format(err: ValidationError, source: str) -> str:

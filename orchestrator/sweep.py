@@ -20,6 +20,7 @@ from orchestrator.teachers import (
     ensure_references,
     is_control,
     reference_jobs,
+    teacher_jobs,
 )
 from orchestrator.tracking_tune import StudentTracker
 
@@ -62,10 +63,33 @@ def references(spec: Spec, experiment_id: str, parent_run_id: str) -> dict[str, 
     named on the parent run."""
     teachers = ensure_references(spec, reference_jobs(spec), experiment_id, parent_run_id)
     controls = {k: teachers.pop(k) for k in list(teachers) if is_control(k)}
-    mlflow.set_tags({f"dlkdd.teacher.{e}": t.run_id for e, t in teachers.items()}
-                    | {CONTROL_TAG + k[len(CONTROL):]: c.run_id
-                       for k, c in controls.items()})  # fmt: skip
+    mlflow.set_tags({CONTROL_TAG + k[len(CONTROL) :]: c.run_id for k, c in controls.items()})
+    name_teachers(teachers)
     return teachers
+
+
+def name_teachers(teachers: dict[str, Reference]) -> None:
+    """Each teacher on the parent run, `dlkdd.teacher.<key>` (compare's teacher rows)."""
+    mlflow.set_tags({f"dlkdd.teacher.{k}": t.run_id for k, t in teachers.items()})
+
+
+def seed_teachers(
+    spec: Spec, enhancements: list[str], seeds: list[int], experiment_id: str, parent_run_id: str
+) -> dict[str, Reference]:
+    """With `teacher_seeds: each`, the teachers of these seeds for these enhancements (the
+    confirmed configurations'), reused or trained; none otherwise."""
+    if spec.sweep.teacher_seeds == "first":
+        return {}
+    jobs = teacher_jobs(spec, enhancements, seeds)
+    teachers = ensure_references(spec, jobs, experiment_id, parent_run_id)
+    name_teachers(teachers)
+    return teachers
+
+
+def described(teachers: dict[str, Reference]) -> dict[str, dict[str, str]]:
+    """What the student tracker tags each trial's run with, by teacher key."""
+    return {k: {"run_id": t.run_id, "fingerprint": t.fingerprint, "export": t.export}
+            for k, t in teachers.items()}  # fmt: skip
 
 
 def run_students(
@@ -80,15 +104,13 @@ def run_students(
     (a second Tune run, `<tune_name>-confirm`); each trial a nested MLflow run."""
     seeds, slots = spec.student_seeds(), students.TrialSlots(spec.resources)
     exports = {e: t.export for e, t in teachers.items()}
-    described = {e: {"run_id": t.run_id, "fingerprint": t.fingerprint, "export": t.export}
-                 for e, t in teachers.items()}  # fmt: skip
     stores = soft_target_stores(spec, teachers, seeds[:1], list(teachers))
     console.print(
         f"student sweep: {spec.sweep.num_samples} trials on seed {seeds[0]}, "
         f"{slots()} at a time (more as nodes join), search {spec.sweep.search}, "
         f"scheduler {spec.sweep.scheduler.type}"
     )
-    tracker = StudentTracker(experiment_id, parent_run_id, spec, described, stores)
+    tracker = StudentTracker(experiment_id, parent_run_id, spec, described(teachers), stores)
     board = TrialBoard("search", spec.sweep.num_samples, seeds[0])
     with live.shown():
         grid = students.fit(
@@ -98,11 +120,14 @@ def run_students(
     if not confirm:
         return
     enhancements = sorted({p["enhancement"] for p in confirm})
+    teachers = teachers | seed_teachers(spec, enhancements, seeds[1:], experiment_id,
+                                        parent_run_id)  # fmt: skip
+    exports = {k: t.export for k, t in teachers.items()}
     stores |= soft_target_stores(spec, teachers, seeds[1:], enhancements)
     console.print(f"confirming the best {len(confirm) // (len(seeds) - 1)} configuration(s) "
                   f"on seed(s) {', '.join(map(str, seeds[1:]))}: {len(confirm)} "
                   "full-budget trials")  # fmt: skip
-    tracker = StudentTracker(experiment_id, parent_run_id, spec, described, stores)
+    tracker = StudentTracker(experiment_id, parent_run_id, spec, described(teachers), stores)
     board = TrialBoard("confirm runs", len(confirm), seeds[0])
     name = f"{tune_name}-confirm"
     with live.shown():
@@ -118,7 +143,8 @@ def soft_target_stores(
     run their teacher online); the search seed's are named on the parent run."""
     if spec.distill.soft_targets == "online":
         return {}
-    jobs = {(e, s): spec.job("student", teacher_dir=teachers[e].export, seed=s)
+    jobs = {(e, s): spec.job("student", teacher_dir=teachers[spec.teacher_key(e, s)].export,
+                             seed=s)
             for e in enhancements for s in seeds}  # fmt: skip
     stores = ensure_stores(jobs, spec.resources, spec.storage.resolved())
     first = spec.student_seeds()[0]

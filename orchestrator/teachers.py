@@ -16,7 +16,7 @@ from orchestrator import tracking
 from orchestrator.fingerprint import data_digest, job_fingerprint
 from orchestrator.jobs import JobResult, in_turn, jobs_at_once, run_job
 from orchestrator.progress import console
-from orchestrator.spec import Resources, Spec
+from orchestrator.spec import Resources, Spec, enhancement_of
 from trainers.config import CURVE_WEIGHTS, JobConfig
 from trainers.data.frames import sample_frames
 from trainers.data.manifests import load_splits
@@ -86,8 +86,9 @@ def _train_curves(variant: str, paths: list[str], steps: int, seed: int, locatio
     return history[0], history[-1]
 
 
-def teacher_job(spec: Spec, enhancement: str) -> JobConfig:
-    job = spec.job("teacher", enhancement)
+def teacher_job(spec: Spec, enhancement: str, seed: int | None = None) -> JobConfig:
+    """A teacher on `seed` (by default the spec's), with its enhancement's curve weights."""
+    job = spec.job("teacher", enhancement, seed=seed)
     if enhancement in CURVE_WEIGHTS:
         update = {CURVE_WEIGHTS[enhancement]: curve_weights(spec, enhancement)}
         job = job.model_copy(update={"enhancement": job.enhancement.model_copy(update=update)})
@@ -110,9 +111,13 @@ def find_finished(fingerprint: str, experiment_id: str) -> tuple[str, str] | Non
     return None
 
 
-def teacher_jobs(spec: Spec) -> dict[str, JobConfig]:
-    """A teacher per enhancement of the sweep."""
-    return {e: teacher_job(spec, e) for e in spec.sweep.enhancements}
+def teacher_jobs(spec: Spec, enhancements: list[str], seeds: list[int]) -> dict[str, JobConfig]:
+    """The teachers students of these seeds distil from, by `Spec.teacher_key`: one per
+    enhancement on the spec's seed, or with `teacher_seeds: each` one per enhancement and
+    seed, on that seed."""
+    each = spec.sweep.teacher_seeds == "each"
+    return {spec.teacher_key(e, s): teacher_job(spec, e, s if each else None)
+            for e in enhancements for s in seeds}  # fmt: skip
 
 
 def reference_jobs(spec: Spec) -> dict[str, JobConfig]:
@@ -121,7 +126,7 @@ def reference_jobs(spec: Spec) -> dict[str, JobConfig]:
     as a job of its own, so no early stopping and no searcher ever sees it."""
     seeds = spec.student_seeds()
     controls = {control_key(s, seeds[0]): spec.job("student", alpha=0.0, seed=s) for s in seeds}
-    return teacher_jobs(spec) | controls
+    return teacher_jobs(spec, spec.sweep.enhancements, seeds[:1]) | controls
 
 
 def ensure_references(
@@ -158,13 +163,14 @@ def reference_name(spec: Spec, key: str, fingerprint: str) -> str:
     """A teacher's name, or the control's (`<spec>-control-<fingerprint>`)."""
     if is_control(key):
         return f"{spec.name}-control-{fingerprint}"
-    return teacher_name(spec, key, fingerprint)
+    return teacher_name(spec, key.replace(".", "-seed"), fingerprint)
 
 
 def _label(key: str) -> str:
+    seed = key.split(".")[1] if "." in key else None
     if is_control(key):
-        return "the control" if key == CONTROL else f"the control of seed {key.split('.')[1]}"
-    return f"teacher [bold]{key}[/bold]"
+        return "the control" if seed is None else f"the control of seed {seed}"
+    return f"teacher [bold]{enhancement_of(key)}[/bold]" + (f" of seed {seed}" if seed else "")
 
 
 def _log_reference(
@@ -177,7 +183,11 @@ def _log_reference(
     started_ms: int,
 ) -> Reference:
     """The finished job's nested MLflow run (dated from its start); raises if it failed."""
-    tags = {"dlkdd.enhancement": key, "dlkdd.fingerprint": fingerprint, "dlkdd.sweep": spec.name}
+    tags = {
+        "dlkdd.enhancement": enhancement_of(key),
+        "dlkdd.fingerprint": fingerprint,
+        "dlkdd.sweep": spec.name,
+    }
     if is_control(key):
         tags |= {"dlkdd.enhancement": "none", "dlkdd.control": "true", "dlkdd.alpha": "0"}
     with tracking.job_run(result.name, job, tags, parent_run_id, started_ms) as r:

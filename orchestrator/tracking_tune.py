@@ -127,7 +127,8 @@ class StudentTracker(tune.Callback):
             return self.runs[trial_id]
         exports = {e: t["export"] for e, t in self.teachers.items()}
         job = trial_job(self.spec, config, exports, self.stores)
-        enhancement, teacher = config["enhancement"], self.teachers[config["enhancement"]]
+        enhancement = config["enhancement"]
+        teacher = self.teachers[self.spec.teacher_key(enhancement, job.seed)]
         tags = {
             **tracking.origin_tags(),
             "mlflow.parentRunId": self.parent_run_id,

@@ -27,7 +27,7 @@ SWEEP = {"enhancements": ["gic", "he"],
          "temperature": {"type": "loguniform", "low": 1, "high": 8},
          "alpha": {"type": "uniform", "low": 0.3, "high": 0.9},
          "num_samples": 2, "scheduler": {"type": "asha", "grace_period": 1},
-         "seeds": [0, 1], "confirm_top_k": 1}  # fmt: skip
+         "seeds": [0, 1], "confirm_top_k": 1, "teacher_seeds": "each"}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -40,11 +40,19 @@ def sweep_run(ray_session, train_root, tmp_path_factory):
     return spec, parent, work
 
 
-def test_one_teacher_per_enhancement_and_a_control_per_seed(sweep_run) -> None:
+def test_a_teacher_per_enhancement_and_seed_and_a_control_per_seed(sweep_run) -> None:
+    """teacher_seeds: each — the search's teachers on seed 0, the confirmed configuration's
+    enhancement on seed 1 too; each student distils from its own seed's teacher."""
     spec, parent, _ = sweep_run
     teachers = children(parent, "teacher")
-    assert sorted(t.data.tags["dlkdd.enhancement"] for t in teachers) == ["gic", "he"]
-    assert {t.data.params["seed"] for t in teachers} == {"0"}  # teachers: one seed
+    [confirm] = [s for s in children(parent, "student") if s.data.tags["dlkdd.phase"] == "confirm"]
+    confirmed = confirm.data.tags["dlkdd.enhancement"]
+    assert sorted((t.data.tags["dlkdd.enhancement"], t.data.params["seed"]) for t in teachers) == (
+        sorted([("gic", "0"), ("he", "0"), (confirmed, "1")]))  # fmt: skip
+    teacher_of = {(t.data.tags["dlkdd.enhancement"], t.data.params["seed"]): t.info.run_id
+                  for t in teachers}  # fmt: skip
+    assert mlflow.get_run(parent).data.tags[f"dlkdd.teacher.{confirmed}.1"] == (
+        teacher_of[(confirmed, "1")])  # fmt: skip
     students = children(parent, "student", "control")
     assert len(students) == 5 and all(s.info.status == "FINISHED" for s in students)
     controls = [s for s in students if s.data.tags["dlkdd.control"] == "true"]
@@ -55,8 +63,9 @@ def test_one_teacher_per_enhancement_and_a_control_per_seed(sweep_run) -> None:
         assert control.data.params["enhancement"] == "none"
         assert "dlkdd.soft_targets" not in control.data.tags
     distilled = [s for s in students if s.data.tags["dlkdd.control"] == "false"]
-    ids = {t.info.run_id for t in teachers}
-    assert all(s.data.tags["dlkdd.teacher_run"] in ids for s in distilled)
+    for s in distilled:
+        mine = teacher_of[(s.data.tags["dlkdd.enhancement"], s.data.params["seed"])]
+        assert s.data.tags["dlkdd.teacher_run"] == mine
     # the students read their teacher's soft-target store for their seed, named on the parent
     tags = mlflow.get_run(parent).data.tags
     for s in distilled:

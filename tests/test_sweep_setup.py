@@ -154,3 +154,26 @@ def test_each_seed_has_its_control_and_one_split(synth_root: Path) -> None:
     data = data_digest(spec.dataset)
     prints = {job_fingerprint(jobs[k], spec.resources, data) for k in (CONTROL, f"{CONTROL}.2")}
     assert len(prints) == 2
+
+
+def test_each_seed_distils_from_its_own_teacher_when_asked(synth_root: Path) -> None:
+    """`teacher_seeds: each`: the search's teachers on the first seed, a confirm seed's
+    keyed `<enhancement>.<seed>` and trained on it, and each trial's job names its seed's
+    teacher; with the default every seed shares the first seed's teacher."""
+    from orchestrator.search import trial_job
+    from orchestrator.teachers import reference_jobs, teacher_jobs
+
+    seeds = {"seeds": [3, 5], "teacher_seeds": "each"}
+    each = parse_spec(small_spec(synth_root, synth_root, sweep=SWEEP | seeds))
+    assert {k: j.seed for k, j in reference_jobs(each).items() if "control" not in k} == {
+        "gic": 3, "he": 3}  # fmt: skip
+    assert {k: j.seed for k, j in teacher_jobs(each, ["he"], [5]).items()} == {"he.5": 5}
+    exports = {"he": "/t/he-seed3", "he.5": "/t/he-seed5"}
+    point = {"enhancement": "he", "temperature": 2.0, "alpha": 0.5}
+    assert trial_job(each, point, exports, {}).teacher_dir == "/t/he-seed3"
+    assert trial_job(each, point | {"seed": 5}, exports, {}).teacher_dir == "/t/he-seed5"
+    first = parse_spec(small_spec(synth_root, synth_root, sweep=SWEEP | {"seeds": [3, 5]}))
+    assert trial_job(first, point | {"seed": 5}, exports, {}).teacher_dir == "/t/he-seed3"
+    assert teacher_jobs(first, ["he"], [5])["he"].seed == first.seed
+    with pytest.raises(ValueError, match="teacher_seeds"):
+        parse_spec(small_spec(synth_root, synth_root, sweep=SWEEP | {"teacher_seeds": "all"}))
