@@ -9,7 +9,7 @@ from pathlib import Path
 import mlflow
 from mlflow.tracking import MlflowClient
 
-from orchestrator.spec import enhancement_of
+from orchestrator.spec import key_base
 from orchestrator.tracking import STUDENT_ROLES
 
 COLUMNS = (
@@ -91,7 +91,7 @@ def ablation_rows(experiment_id: str, sweep: str) -> list[dict]:
     }
     for key, run_id in sorted(teacher_ids.items()):
         teacher = run_row(MlflowClient().get_run(run_id))
-        kind = {"kind": "teacher", "enhancement": enhancement_of(key)}
+        kind = {"kind": "teacher", "enhancement": key_base(key)}
         rows.append(teacher | kind | {"gain_val": nan, "gain_test": nan})
     order = {"control": 0, "student": 1, "teacher": 2}
     rows.sort(key=lambda r: (order[r["kind"]], r["enhancement"], -r["val_top1"]))

@@ -258,12 +258,18 @@ class Spec(StrictModel):
         seed's teacher `<enhancement>.<seed>`."""
         if self.sweep is None or self.sweep.teacher_seeds == "first":
             return enhancement
-        return enhancement if seed == self.student_seeds()[0] else f"{enhancement}.{seed}"
+        return seed_key(enhancement, seed, self.student_seeds()[0])
 
 
-def enhancement_of(teacher_key: str) -> str:
-    """A teacher's enhancement from its key (`gic`, or `gic.1` for seed 1's teacher)."""
-    return teacher_key.split(".")[0]
+def seed_key(base: str, seed: int, first: int) -> str:
+    """A sweep's reference job of `seed` (a control, a per-seed teacher): keyed `base` for
+    the search's seed (`first`), `<base>.<seed>` for the confirm runs' other seeds."""
+    return base if seed == first else f"{base}.{seed}"
+
+
+def key_base(key: str) -> str:
+    """What a `seed_key` is of: `gic` for `gic.1`, `control` for `control.2`."""
+    return key.split(".")[0]
 
 
 def _format(err: ValidationError, source: str) -> str:

@@ -16,7 +16,7 @@ from orchestrator import tracking
 from orchestrator.fingerprint import data_digest, job_fingerprint
 from orchestrator.jobs import JobResult, in_turn, jobs_at_once, run_job
 from orchestrator.progress import console
-from orchestrator.spec import Resources, Spec, enhancement_of
+from orchestrator.spec import Resources, Spec, key_base, seed_key
 from trainers.config import CURVE_WEIGHTS, JobConfig
 from trainers.data.frames import sample_frames
 from trainers.data.manifests import load_splits
@@ -29,11 +29,11 @@ CONTROL = "control"  # the search seed's control among a sweep's reference jobs
 def control_key(seed: int, first: int) -> str:
     """The control of `seed` among the reference jobs: CONTROL for the search's (`first`),
     `control.<seed>` for the confirm runs' other seeds."""
-    return CONTROL if seed == first else f"{CONTROL}.{seed}"
+    return seed_key(CONTROL, seed, first)
 
 
 def is_control(key: str) -> bool:
-    return key.split(".")[0] == CONTROL
+    return key_base(key) == CONTROL
 
 
 @dataclass(frozen=True)
@@ -170,7 +170,7 @@ def _label(key: str) -> str:
     seed = key.split(".")[1] if "." in key else None
     if is_control(key):
         return "the control" if seed is None else f"the control of seed {seed}"
-    return f"teacher [bold]{enhancement_of(key)}[/bold]" + (f" of seed {seed}" if seed else "")
+    return f"teacher [bold]{key_base(key)}[/bold]" + (f" of seed {seed}" if seed else "")
 
 
 def _log_reference(
@@ -184,7 +184,7 @@ def _log_reference(
 ) -> Reference:
     """The finished job's nested MLflow run (dated from its start); raises if it failed."""
     tags = {
-        "dlkdd.enhancement": enhancement_of(key),
+        "dlkdd.enhancement": key_base(key),
         "dlkdd.fingerprint": fingerprint,
         "dlkdd.sweep": spec.name,
     }
