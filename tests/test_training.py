@@ -79,8 +79,8 @@ def test_a_sweep_reuses_the_cli_trained_teacher(teacher_run) -> None:
     spec = parse_spec(data)
     [cli] = [r for r in runs(spec_file) if r.info.run_name.startswith("t-teacher-gic-")]
     experiment_id = tracking.connect(spec.tracking.uri, spec.tracking.experiment)
-    teachers = ensure_references(spec, teacher_jobs(spec), experiment_id,
-                                 parent_run_id="none: nothing to train")  # fmt: skip
+    jobs = teacher_jobs(spec, ["gic"], [spec.seed])
+    teachers = ensure_references(spec, jobs, experiment_id, parent_run_id="none: nothing to train")
     assert teachers["gic"].reused and teachers["gic"].run_id == cli.info.run_id
 
 
