@@ -40,6 +40,13 @@ def sweep_run(ray_session, train_root, tmp_path_factory):
     return spec, parent, work
 
 
+@pytest.fixture(autouse=True)
+def sweep_store(sweep_run) -> None:
+    """Each test reads the sweep's MLflow store through the global URI, which another test
+    (a CLI run, a tracker restored onto a new store) may have pointed elsewhere."""
+    mlflow.set_tracking_uri(sweep_run[0].tracking.uri)
+
+
 def test_a_teacher_per_enhancement_and_seed_and_a_control_per_seed(sweep_run) -> None:
     """teacher_seeds: each — the search's teachers on seed 0, the confirmed configuration's
     enhancement on seed 1 too; each student distils from its own seed's teacher."""
@@ -210,7 +217,7 @@ def test_compare_numbers_equal_mlflow_metrics(sweep_run, tmp_path) -> None:
 def test_promote_best_refuse_worse_force_then_predict(sweep_run, train_root, tmp_path) -> None:
     spec, parent, _ = sweep_run
     uri = ["--tracking-uri", spec.tracking.uri]
-    client = mlflow.MlflowClient()
+    client = mlflow.MlflowClient(spec.tracking.uri)
 
     def champion():
         return client.get_model_version_by_alias("dlkdd-student", "champion").run_id
