@@ -103,37 +103,47 @@ def run_students(
     """The search on the first seed, then its best configurations on the other seeds
     (a second Tune run, `<tune_name>-confirm`); each trial a nested MLflow run."""
     seeds, slots = spec.student_seeds(), students.TrialSlots(spec.resources)
-    exports = {e: t.export for e, t in teachers.items()}
     stores = soft_target_stores(spec, teachers, seeds[:1], list(teachers))
     console.print(
         f"student sweep: {spec.sweep.num_samples} trials on seed {seeds[0]}, "
         f"{slots()} at a time (more as nodes join), search {spec.sweep.search}, "
         f"scheduler {spec.sweep.scheduler.type}"
     )
-    tracker = StudentTracker(experiment_id, parent_run_id, spec, described(teachers), stores)
+    ids = (experiment_id, parent_run_id)
     board = TrialBoard("search", spec.sweep.num_samples, seeds[0])
-    with live.shown():
-        grid = students.fit(
-            students.tuner(spec, exports, stores, tracker, tune_name, resume, slots, board)
-        )
+    grid = tune_students(spec, teachers, stores, ids, tune_name, resume, slots, board)
     confirm = students.confirm_points(grid, spec)
     if not confirm:
         return
     enhancements = sorted({p["enhancement"] for p in confirm})
-    teachers = teachers | seed_teachers(spec, enhancements, seeds[1:], experiment_id,
-                                        parent_run_id)  # fmt: skip
-    exports = {k: t.export for k, t in teachers.items()}
+    teachers = teachers | seed_teachers(spec, enhancements, seeds[1:], *ids)
     stores |= soft_target_stores(spec, teachers, seeds[1:], enhancements)
     console.print(f"confirming the best {len(confirm) // (len(seeds) - 1)} configuration(s) "
                   f"on seed(s) {', '.join(map(str, seeds[1:]))}: {len(confirm)} "
                   "full-budget trials")  # fmt: skip
-    tracker = StudentTracker(experiment_id, parent_run_id, spec, described(teachers), stores)
     board = TrialBoard("confirm runs", len(confirm), seeds[0])
     name = f"{tune_name}-confirm"
+    tune_students(spec, teachers, stores, ids, name, resume, slots, board, confirm)
+
+
+def tune_students(
+    spec: Spec,
+    teachers: dict[str, Reference],
+    stores: Stores,
+    ids: tuple[str, str],
+    name: str,
+    resume: bool,
+    slots: students.TrialSlots,
+    board: TrialBoard,
+    confirm: list[dict] | None = None,
+):
+    """One Tune run of students (the search, or given `confirm` points their full-budget
+    runs), shown live, each trial logged under the parent run `ids` = (experiment, parent)."""
+    tracker = StudentTracker(*ids, spec, described(teachers), stores)
+    exports = {k: t.export for k, t in teachers.items()}
     with live.shown():
-        students.fit(
-            students.tuner(spec, exports, stores, tracker, name, resume, slots, board, confirm)
-        )
+        return students.fit(students.tuner(spec, exports, stores, tracker, name, resume, slots,
+                                           board, confirm))  # fmt: skip
 
 
 def soft_target_stores(
