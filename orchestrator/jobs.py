@@ -20,8 +20,8 @@ from orchestrator.cluster import capacity
 from orchestrator.spec import Resources
 from trainers import export
 from trainers.config import JobConfig
-from trainers.loop import EXPORT_DIR, HISTORY_FILE, PHASES_FILE, train_func
-from trainers.storage import join, local_copy, newest_holding
+from trainers.loop import EXPORT_DIR, HISTORY_FILE, PHASES_FILE, STATE_FILE, train_func
+from trainers.storage import join, local_copy, newest_holding, read_text
 
 SLOTS_RECHECK_S = 5.0  # how often queued jobs look for a node that has joined
 
@@ -150,6 +150,21 @@ def finished(storage: str, name: str) -> JobResult | None:
     return JobResult(name, history, metrics, local / EXPORT_DIR, join(checkpoint, EXPORT_DIR))
 
 
+def progress(storage: str, name: str) -> dict[str, float] | None:
+    """A running job's epochs done and its last validation top-1, from its newest epoch
+    checkpoint in storage (whichever node runs it); None before the first, or while Ray
+    writes or prunes the one listed."""
+    try:
+        checkpoint = newest_holding(join(storage, name), STATE_FILE)
+        state = checkpoint and json.loads(read_text(join(checkpoint, STATE_FILE)))
+    except (OSError, ValueError):
+        return None
+    if not state:
+        return None
+    last = state["history"][-1] if state["history"] else {}
+    return {"epoch": state["epoch"], "val_top1": last.get("val_top1")}
+
+
 def run_job(job: JobConfig, resources: Resources, storage: str, name: str) -> JobResult:
     """Runs (or resumes) a job to its end and returns what it produced."""
     if done := finished(storage, name):
@@ -192,16 +207,20 @@ def failure(err: BaseException) -> str:
 
 
 def in_turn(
-    launches: dict[Hashable, Callable[[], ray.ObjectRef]], slots: Callable[[], int]
+    launches: dict[Hashable, Callable[[], ray.ObjectRef]],
+    slots: Callable[[], int],
+    polled: Callable[[list[Hashable]], None] = lambda running: None,
 ) -> Iterator[tuple[Hashable, Any, int]]:
     """Starts remote calls, at most `slots()` running at once (asked again every few
     seconds, so calls start on nodes as they arrive), and yields (key, result, start time
-    in ms) as each ends: a study's teachers, then their soft-target stores."""
+    in ms) as each ends: a study's teachers, then their soft-target stores. Between
+    checks, `polled` is told the keys still running (a live view's cue)."""
     waiting, running = list(launches), {}
     while waiting or running:
         while waiting and len(running) < slots():
             key = waiting.pop(0)
             running[launches[key]()] = (key, int(time.time() * 1000))
+        polled([key for key, _ in running.values()])
         done, _ = ray.wait(list(running), num_returns=1, timeout=SLOTS_RECHECK_S)
         if done:
             key, started_ms = running.pop(done[0])

@@ -1,6 +1,7 @@
-"""The live view of a sweep's students: one rich table of trials (status, epoch, T, alpha,
-enhancement, seed, validation top-1) with elapsed and estimated remaining time, redrawn as
-Tune reports. It replaces Tune's own status tables on the console (those go to the log)."""
+"""The live view of a sweep: the teachers' and controls' table (status, epoch of their
+budget, validation top-1), then the students' (status, epoch, T, alpha, enhancement, seed,
+validation top-1), each with elapsed and estimated remaining time. The students' is redrawn
+as Tune reports and replaces Tune's own status tables on the console (those go to the log)."""
 
 from __future__ import annotations
 
@@ -75,23 +76,65 @@ class TrialBoard(tune.Callback):
 
     def _show(self) -> None:
         self.drawn = time.time()
-        if _live is not None:
-            _live.update(self.table())
+        show(self.table())
 
     def table(self) -> Table:
-        done = sum(r["status"] in ("done", "error") for r in self.rows.values())
-        elapsed = time.time() - self.started
-        remaining = f", ~{_clock(elapsed / done * (self.total - done))} left" if done else ""
-        table = Table(title=f"{self.title}: {done}/{self.total} trials done, "
-                            f"{_clock(elapsed)} elapsed{remaining}")  # fmt: skip
+        table = _titled(f"{self.title}: ", self.rows.values(), self.total, self.started, "trials")
         for column in ("trial", "status", "epoch", "enh", "T", "alpha", "seed", "val top-1"):
             table.add_column(column, justify="left" if column in ("trial", "status") else "right")
         for trial_id, r in self.rows.items():
-            val = "" if r["val_top1"] is None else f"{r['val_top1']:.3f}"
             t, alpha = f"{r['temperature']:.3g}", f"{r['alpha']:.3g}"
             table.add_row(trial_id, r["status"], str(r["epoch"]), r["enhancement"], t, alpha,
-                          str(r["seed"]), val)  # fmt: skip
+                          str(r["seed"]), _score(r["val_top1"]))  # fmt: skip
         return table
+
+
+class JobBoard:
+    """The teachers and controls a sweep trains before its students, one row each: its
+    status and, from the job's newest epoch checkpoint (`jobs.progress`), epochs done of
+    its budget and the last validation top-1."""
+
+    def __init__(self, labels: dict[str, str], epochs: dict[str, int]) -> None:
+        self.rows = {k: {"label": labels[k], "status": "queued", "epoch": 0, "of": epochs[k],
+                         "val_top1": None, "since": None} for k in labels}  # fmt: skip
+        self.started = time.time()
+
+    def update(self, key: str, status: str, progress: dict[str, float] | None = None) -> None:
+        """A job's new status (`starting`, `training`, `done`, `failed`) and progress."""
+        row = self.rows[key]
+        row["since"] = row["since"] or time.time()
+        row["status"] = status
+        row.update(progress or {})
+        show(self.table())
+
+    def table(self) -> Table:
+        table = _titled("", self.rows.values(), len(self.rows), self.started, "reference jobs")
+        for column in ("job", "status", "epoch", "val top-1", "time"):
+            table.add_column(column, justify="left" if column in ("job", "status") else "right")
+        for r in self.rows.values():
+            took = _clock(time.time() - r["since"]) if r["since"] else ""
+            table.add_row(r["label"], r["status"], f"{int(r['epoch'])}/{r['of']}",
+                          _score(r["val_top1"]), took)  # fmt: skip
+        return table
+
+
+def show(table: Table) -> None:
+    """Draws `table` in the live region, when one is shown."""
+    if _live is not None:
+        _live.update(table)
+
+
+def _titled(prefix: str, rows, total: int, started: float, what: str) -> Table:
+    """A table titled with how many of `total` rows are done (or failed), the time elapsed
+    and, once one is done, an estimate of the time left."""
+    done = sum(r["status"] in ("done", "error", "failed") for r in rows)
+    elapsed = time.time() - started
+    remaining = f", ~{_clock(elapsed / done * (total - done))} left" if done else ""
+    return Table(title=f"{prefix}{done}/{total} {what} done, {_clock(elapsed)} elapsed{remaining}")
+
+
+def _score(value: float | None) -> str:
+    return "" if value is None else f"{value:.3f}"
 
 
 def _clock(seconds: float) -> str:

@@ -12,9 +12,9 @@ from pathlib import Path
 import mlflow
 import ray
 
-from orchestrator import tracking
+from orchestrator import live, tracking
 from orchestrator.fingerprint import data_digest, job_fingerprint
-from orchestrator.jobs import JobResult, in_turn, jobs_at_once, run_job
+from orchestrator.jobs import JobResult, in_turn, jobs_at_once, progress, run_job
 from orchestrator.progress import console
 from orchestrator.spec import Resources, Spec, key_base, seed_key
 from trainers.config import CURVE_WEIGHTS, JobConfig
@@ -141,17 +141,44 @@ def ensure_references(
         if run := find_finished(fp, experiment_id):
             found[key] = Reference(key, *run, fp, reused=True)
             console.print(f"{_label(key)}: reusing run {run[0]} ({fp})")
-    missing = [k for k in jobs if k not in found]
+    missing = {k: j for k, j in jobs.items() if k not in found}
     if missing:
-        storage, r = spec.storage.resolved(), spec.resources
-        console.print(f"training {', '.join(_label(k) for k in missing)}: "
-                      f"{jobs_at_once(r)} at a time (more as nodes join)")  # fmt: skip
-        launches = {k: partial(_train_remote.remote, jobs[k], r, storage,
-                               reference_name(spec, k, prints[k])) for k in missing}  # fmt: skip
-        for k, result, started_ms in in_turn(launches, partial(jobs_at_once, r)):
-            found[k] = _log_reference(spec, k, jobs[k], prints[k], result, parent_run_id,
-                                      started_ms)  # fmt: skip
+        found |= _train(spec, missing, prints, parent_run_id)
     return found
+
+
+def _train(
+    spec: Spec, jobs: dict[str, JobConfig], prints: dict[str, str], parent_run_id: str
+) -> dict[str, Reference]:
+    """Trains the jobs side by side as the cluster fits them, shown live (epochs of each
+    from its newest checkpoint), each logged as its nested run when it ends."""
+    storage, r = spec.storage.resolved(), spec.resources
+    console.print(f"training {', '.join(_label(k) for k in jobs)}: "
+                  f"{jobs_at_once(r)} at a time (more as nodes join)")  # fmt: skip
+    names = {k: reference_name(spec, k, prints[k]) for k in jobs}
+    launches = {k: partial(_train_remote.remote, j, r, storage, names[k]) for k, j in jobs.items()}
+    epochs = {k: j.optim.epochs for k, j in jobs.items()}
+    board = live.JobBoard({k: _label(k) for k in jobs}, epochs)
+
+    def polled(running: list[str]) -> None:
+        for k in running:
+            done = progress(storage, names[k])
+            board.update(k, "training" if done else "starting", done)
+
+    trained = {}
+    with live.shown():
+        for k, result, started_ms in in_turn(launches, partial(jobs_at_once, r), polled):
+            board.update(k, "failed" if result.error else "done", _final(result))
+            trained[k] = _log_reference(spec, k, jobs[k], prints[k], result, parent_run_id,
+                                        started_ms)  # fmt: skip
+    return trained
+
+
+def _final(result: JobResult) -> dict[str, float]:
+    """What the board shows of a finished job: its epochs and its exported (best) weights'
+    validation top-1."""
+    shown = {"epoch": "epoch", "val_top1": "best_val_top1"}
+    return {k: result.final[m] for k, m in shown.items() if m in result.final}
 
 
 def teacher_name(spec: Spec, enhancement: str, fingerprint: str) -> str:

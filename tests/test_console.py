@@ -76,6 +76,37 @@ def test_the_trial_board_shows_each_trial_and_survives_a_pickle() -> None:
     assert cells[-1] == "1"  # its seed; no validation yet
 
 
+def test_the_reference_board_shows_each_jobs_epochs_of_its_budget(tmp_path: Path) -> None:
+    """Teachers and controls train for many epochs before any student: their rows show the
+    epochs done, read from the job's newest checkpoint (a half-written one is skipped)."""
+    from rich.console import Console
+
+    from orchestrator.jobs import progress
+    from orchestrator.live import JobBoard
+
+    run = tmp_path / "smk-teacher-gic-abc"
+    (run / "checkpoint_2026-12-02_10-00-00.000000").mkdir(parents=True)
+    (run / "checkpoint_2026-12-02_10-00-00.000000/state.json").write_text(
+        '{"epoch": 3, "history": [{"val_top1": 0.5}, {"val_top1": 0.25}, {"val_top1": 0.75}]}'
+    )
+    assert progress(str(tmp_path), run.name) == {"epoch": 3, "val_top1": 0.75}
+    (run / "checkpoint_2026-12-02_10-05-00.000000").mkdir()
+    (run / "checkpoint_2026-12-02_10-05-00.000000/state.json").write_text('{"epoch": 4, "hi')
+    assert progress(str(tmp_path), run.name) is None  # being written: asked again later
+
+    board = JobBoard({"gic": "teacher [bold]gic[/bold]", "control": "the control"},
+                     {"gic": 40, "control": 40})  # fmt: skip
+    board.update("gic", "training", {"epoch": 3, "val_top1": 0.75})
+    board.update("control", "done", {"epoch": 40, "val_top1": 0.5})
+    out = Console(width=120, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
+    out.print(board.table())
+    text = out.export_text()
+    assert "1/2 reference jobs done" in text and "left" in text
+    gic = next(line for line in text.splitlines() if "teacher gic" in line)
+    assert [c.strip() for c in gic.split("│") if c.strip()][1:4] == ["training", "3/40", "0.750"]
+    assert "40/40" in next(line for line in text.splitlines() if "the control" in line)
+
+
 def test_the_console_follows_stdout_again_after_the_block(tmp_path: Path, monkeypatch) -> None:
     """In one process (a test runner invoking the CLI twice), the second command's lines
     must reach the second command's stdout, not the first's closed one."""

@@ -11,7 +11,7 @@ from ray.tune import result as tune_result
 from typer.testing import CliRunner
 
 from orchestrator.cli import app
-from orchestrator.jobs import run_job
+from orchestrator.jobs import progress, run_job
 from orchestrator.spec import parse_spec
 from tests.conftest import small_spec
 from trainers import export
@@ -90,10 +90,14 @@ def test_interrupted_job_resumes_from_its_last_epoch(ray_session, train_root, tm
     failing = spec.job("teacher", "gic").model_copy(update={"fail_at_epoch": 2})
     first = run_job(failing, spec.resources, storage, "resume-me")
     assert first.error and "injected failure after epoch 2" in first.error
+    halfway = progress(storage, "resume-me")  # what a sweep's live view reads mid-job
     second = run_job(spec.job("teacher", "gic"), spec.resources, storage, "resume-me")
     assert second.error is None
     assert second.final["resumed_from_epoch"] == 2  # epochs 1-2 were not redone
     assert [int(h["epoch"]) for h in second.history] == [1, 2, 3]
+    assert halfway == {"epoch": 2, "val_top1": second.history[1]["val_top1"]}
+    assert progress(storage, "resume-me")["epoch"] == 3
+    assert progress(storage, "no-such-job") is None
     assert second.final["epoch"] == 3 and second.export_dir.is_dir()
     # Tune's reserved keys stay out of a job's reports: "done" made Tune stop a sweep trial
     # at its final report, killing its Train controller before it freed the workers' CPUs

@@ -49,6 +49,13 @@ def newest_holding(run: str, relative: str) -> str | None:
     return next((join(run, n) for n in names if is_file(join(run, n, relative))), None)
 
 
+def read_text(location: str) -> str:
+    """One small file's text, read where it lies (a path or a URI), nothing cached."""
+    fs, path = filesystem(location)
+    with fs.open_input_stream(path) as stream:
+        return stream.read().decode()
+
+
 def remove(location: str) -> int:
     """Deletes a folder (path or URI) and returns the bytes it held; 0 if it is absent."""
     fs, path = filesystem(location)
