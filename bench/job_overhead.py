@@ -6,7 +6,10 @@ checkpoints, test, export); the driver adds the worker group's start (call to th
 first line: actors, imports, process group), the end (final report, teardown, reading the
 result back) and MLflow (the run with params, metrics and export). Beside them: the
 student's MLflow model, now logged once at promotion (a sweep logged it for every student),
-and Ray Train's own floor, a run of the same size whose workers do nothing.
+and Ray Train's own floor, a run of the same size whose workers do nothing, split as Train's
+controller logs it (worker actors created, train context initialised on the workers), with
+what one fresh process pays to import Ray Train and torch (the controller and each worker
+import both).
 
     python bench/job_overhead.py [--epochs 1] [--arch tiny] [--repeats 2]
 """
@@ -14,7 +17,11 @@ and Ray Train's own floor, a run of the same size whose workers do nothing.
 from __future__ import annotations
 
 import argparse
+import json
+import re
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -80,6 +87,28 @@ def ray_train_floor(spec: Spec, name: str) -> float:
     return time.time() - started
 
 
+STARTUP_LOG = re.compile(r"\[Worker Group Initialization\] (.+) in ([\d.]+)s")
+
+
+def floor_phases() -> dict[str, float]:
+    """The worker group's start of the newest Train run, from its controller's log:
+    ('2 worker actors created', 7.6), ('Train context initialized on workers', 6.7), ..."""
+    logs = Path(ray._private.worker._global_node.get_logs_dir_path()) / "train"
+    newest = max(logs.glob("ray-train-sys-controller-*.log"), key=lambda p: p.stat().st_mtime)
+    messages = [json.loads(line)["message"] for line in newest.read_text().splitlines()]
+    return {m[1]: float(m[2]) for text in messages if (m := STARTUP_LOG.search(text))}
+
+
+def import_seconds(module: str, repeats: int = 3) -> float:
+    """Wall seconds for a fresh Python process to import `module` (median)."""
+    times = []
+    for _ in range(repeats):
+        started = time.time()
+        subprocess.run([sys.executable, "-c", f"import {module}"], check=True)
+        times.append(time.time() - started)
+    return statistics.median(times)
+
+
 def show(role: str, runs: list[dict[str, float]]) -> None:
     total = statistics.median(sum(r.values()) for r in runs)
     print(f"\n{role}: median of {len(runs)} jobs, {total:.1f} s in all")
@@ -112,7 +141,9 @@ def main() -> None:
                     for i in range(args.repeats)]  # fmt: skip
         model_s = model_logging_seconds("s0")
         floor = statistics.median(ray_train_floor(spec, f"noop{i}") for i in range(args.repeats))
+        phases = floor_phases()
         ray.shutdown()
+    imports = {m: import_seconds(m) for m in ("ray", "ray.train", "ray.train.torch")}
     print(f"\n{args.arch}, {args.epochs} epoch(s), 2 Train workers, 8x32x32 clips, "
           "32 train / 8 val / 8 test clips")  # fmt: skip
     show("teacher", teachers)
@@ -120,6 +151,10 @@ def main() -> None:
     print(f"\nMLflow model of a student, logged once when it is promoted: {model_s:.1f} s")
     print(f"soft-target store of the teacher, once for all its students: {store_s:.1f} s")
     print(f"Ray Train alone (a no-op train function, same 2 workers): {floor:.1f} s per run")
+    for phase, seconds in phases.items():
+        print(f"  its worker group, {phase}: {seconds:.2f} s")
+    for module, seconds in imports.items():
+        print(f"a fresh process importing {module}: {seconds:.2f} s")
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ def test_demo_runs_the_whole_study(ray_session, tmp_path: Path) -> None:
     shown = result.stdout + result.stderr
     [log] = (tmp_path / "dlkdd_runs" / "logs").glob("demo-*.log")
     assert str(log) in shown.replace("\n", "")
+    assert "reference jobs done" in shown  # the teachers' and controls' live table
     assert "search: 3/3 trials done" in shown and "confirm runs: 1/1 trials done" in shown
     for noise in ("Trial status", "(TrainController", "real_accelerator", "RayTrainWorker"):
         assert noise not in shown, noise
