@@ -156,10 +156,10 @@ def progress(storage: str, name: str) -> dict[str, float] | None:
     writes or prunes the one listed."""
     try:
         checkpoint = newest_holding(join(storage, name), STATE_FILE)
-        state = checkpoint and json.loads(read_text(join(checkpoint, STATE_FILE)))
+        if checkpoint is None:
+            return None
+        state = json.loads(read_text(join(checkpoint, STATE_FILE)))
     except (OSError, ValueError):
-        return None
-    if not state:
         return None
     last = state["history"][-1] if state["history"] else {}
     return {"epoch": state["epoch"], "val_top1": last.get("val_top1")}

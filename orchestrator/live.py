@@ -100,7 +100,7 @@ class JobBoard:
         self.started = time.time()
 
     def update(self, key: str, status: str, progress: dict[str, float] | None = None) -> None:
-        """A job's new status (`starting`, `training`, `done`, `failed`) and progress."""
+        """A job's new status (`starting`, `training`, `done`, `error`) and progress."""
         row = self.rows[key]
         row["since"] = row["since"] or time.time()
         row["status"] = status
@@ -127,7 +127,7 @@ def show(table: Table) -> None:
 def _titled(prefix: str, rows, total: int, started: float, what: str) -> Table:
     """A table titled with how many of `total` rows are done (or failed), the time elapsed
     and, once one is done, an estimate of the time left."""
-    done = sum(r["status"] in ("done", "error", "failed") for r in rows)
+    done = sum(r["status"] in ("done", "error") for r in rows)
     elapsed = time.time() - started
     remaining = f", ~{_clock(elapsed / done * (total - done))} left" if done else ""
     return Table(title=f"{prefix}{done}/{total} {what} done, {_clock(elapsed)} elapsed{remaining}")

@@ -168,7 +168,7 @@ def _train(
     trained = {}
     with live.shown():
         for k, result, started_ms in in_turn(launches, partial(jobs_at_once, r), polled):
-            board.update(k, "failed" if result.error else "done", _final(result))
+            board.update(k, "error" if result.error else "done", _final(result))
             trained[k] = _log_reference(spec, k, jobs[k], prints[k], result, parent_run_id,
                                         started_ms)  # fmt: skip
     return trained
