@@ -260,7 +260,7 @@ def demo(
             synthesize(data, SynthConfig(num_classes=4, train_per_class=24, val_per_class=12,
                                          test_per_class=12, frames=24, size=64))  # fmt: skip
     spec = spec_or_exit("smoke", [])
-    _connect(spec.tracking.uri, spec.tracking.experiment)
+    experiment_id = _connect(spec.tracking.uri, spec.tracking.experiment)
     with quiet(log_file(spec.storage.resolved(), "demo"), verbose):
         sweep_and_compare(spec, resume=False)
         try:
@@ -280,8 +280,9 @@ def demo(
             top_k=2,
             tracking_uri=DEFAULT_URI,
         )  # every option: typer's defaults are not values here
-    console.print("\nOpen the results: [bold]mlflow ui --backend-store-uri sqlite:///mlflow.db"
-                  "[/bold]  (then http://127.0.0.1:5000)")  # fmt: skip
+    link = tracking.ui_link("http://127.0.0.1:5000", experiment_id)
+    console.print(f"\nOpen the results: [bold]mlflow ui --backend-store-uri {DEFAULT_URI}"
+                  f"[/bold], then {link}", soft_wrap=True)  # fmt: skip
 
 
 def _connect(uri: str, experiment: str) -> str:

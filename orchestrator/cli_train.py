@@ -36,8 +36,11 @@ def for_preflight(spec: Spec) -> Spec:
     return small
 
 
-def run_tracked(spec: Spec, job: JobConfig, name: str, tags: dict[str, str]) -> JobResult:
-    """Checks MLflow first (nothing is trained if it is unusable), then runs and logs."""
+def run_tracked(
+    spec: Spec, job: JobConfig, name: str, tags: dict[str, str], run_name: str
+) -> JobResult:
+    """Checks MLflow first (nothing is trained if it is unusable), then runs job `name`
+    (its folder in storage) and logs it as MLflow run `run_name`."""
     try:
         tracking.connect(spec.tracking.uri, spec.tracking.experiment)
     except tracking.TrackingError as err:
@@ -49,8 +52,8 @@ def run_tracked(spec: Spec, job: JobConfig, name: str, tags: dict[str, str]) -> 
         console.print(f"soft targets: {store}", soft_wrap=True)
         job = job.model_copy(update={"soft_target_store": store})
     try:
-        with tracking.job_run(name, job, tags) as run:
-            console.print(f"[bold]{name}[/bold]: MLflow run {run.info.run_id}")
+        with tracking.job_run(run_name, job, tags) as run:
+            console.print(f"[bold]{name}[/bold]: MLflow run {run.info.run_id} ({run_name})")
             result = run_job(job, spec.resources, spec.storage.resolved(), name)
             tracking.log_result(result)
     except tracking.JobFailed as err:
@@ -93,10 +96,10 @@ def teacher(
             f"(dlkdd enhance train-zero-dce --variant {e.name})"
         )
     fingerprint = job_fingerprint(job, spec.resources, data_digest(job.dataset))
-    name = name or teacher_name(spec, job.enhancement.name, fingerprint)
     # the tags a sweep's teacher has: a later sweep with this spec reuses this teacher
     tags = {"dlkdd.enhancement": job.enhancement.name, "dlkdd.fingerprint": fingerprint}
-    run_tracked(spec, job, name, tags)
+    run_name = name or tracking.run_name(job, job.enhancement.name)
+    run_tracked(spec, job, name or teacher_name(spec, e.name, fingerprint), tags, run_name)
 
 
 @train_app.command("student")
@@ -128,7 +131,8 @@ def student(
         tags["dlkdd.enhancement"] = meta["input_enhancement"]["name"]
         tags["dlkdd.teacher"] = str(teacher_ref)
     t, a = job.distill.temperature, job.distill.alpha
-    run_tracked(spec, job, name or f"{spec.name}-student-T{t:g}-a{a:g}", tags)
+    run_name = name or tracking.run_name(job, tags.get("dlkdd.enhancement", "none"))
+    run_tracked(spec, job, name or f"{spec.name}-student-T{t:g}-a{a:g}", tags, run_name)
 
 
 def resolve_teacher(spec: Spec, ref: str) -> str:

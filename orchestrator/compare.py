@@ -9,6 +9,7 @@ from pathlib import Path
 import mlflow
 from mlflow.tracking import MlflowClient
 
+from orchestrator.intervals import config_rows
 from orchestrator.spec import key_base
 from orchestrator.tracking import STUDENT_ROLES
 
@@ -118,20 +119,26 @@ def run_row(run: mlflow.entities.Run) -> dict:
 
 
 def summary(experiment_id: str, parent_run_id: str) -> dict[str, float]:
-    """The sweep's headline for its parent run: the student run best on validation, its
-    control's validation and its gains over that control (validation, and test)."""
-    rows = ablation_rows(experiment_id, parent_run_id)
-    controls = sorted((r for r in rows if r["kind"] == "control"), key=lambda r: r["seed"])
-    students = [r for r in rows if r["kind"] == "student"]
-    best = max(students, key=lambda r: r["val_top1"]) if students else None
-    # the control paired with the best student (the same seed), else the first seed's
-    control = next((c for c in controls if best and c["seed"] == best["seed"]), None)
-    control = control or (controls[0] if controls else None)
-    out = {"control_val_top1": control["val_top1"]} if control else {}
-    if best:
-        out |= {"best_student_val_top1": best["val_top1"],
-                "best_student_gain_val": best["gain_val"],
-                "best_student_gain_test": best["gain_test"]}  # fmt: skip
+    """The sweep's headline for its parent run, ranked as `compare` and `promote` rank: the
+    distilled configuration best on mean validation over its seeds, its mean test top-1 and
+    its mean test gain paired with the control of each seed (with the 95 % interval's ends
+    from 2 seeds on), and the control's means."""
+    configs = config_rows(ablation_rows(experiment_id, parent_run_id))
+    out: dict[str, float] = {}
+    control = next((c for c in configs if c["kind"] == "control"), None)
+    if control:
+        out |= {"control_val_top1_mean": control["val_mean"],
+                "control_test_top1_mean": control["test_mean"]}  # fmt: skip
+    students = [c for c in configs if c["kind"] == "student" and math.isfinite(c["val_mean"])]
+    if students:
+        best = max(students, key=lambda c: c["val_mean"])
+        gain = best["_gain"]
+        out |= {"best_student_val_top1_mean": best["val_mean"],
+                "best_student_test_top1_mean": best["test_mean"],
+                "best_student_gain_test_mean": gain.mean,
+                "best_student_gain_test_ci_low": gain.low,
+                "best_student_gain_test_ci_high": gain.high,
+                "best_student_seeds": float(len(best["seeds"].split(",")))}  # fmt: skip
     return {k: v for k, v in out.items() if math.isfinite(v)}
 
 

@@ -45,10 +45,11 @@ def higher_is_better(metric: str) -> bool:
 
 def candidate(
     experiment_id: str, sweep: str, metric: str, run_id: str | None
-) -> tuple[mlflow.entities.Run, Interval]:
+) -> tuple[mlflow.entities.Run, dict[str, Interval]]:
     """The sweep's best finished student by `metric` (a configuration run on several seeds
     ranks by its mean over them; its best seed's run is registered), or the student run
-    named by `run_id` (any, CLI-trained too); with its configuration's interval over seeds."""
+    named by `run_id` (any, CLI-trained too); with its configuration's intervals over seeds
+    of `metric` and of test top-1."""
     if run_id is not None:
         return named(run_id, metric)
     parent = parent_run(experiment_id, sweep)
@@ -58,15 +59,16 @@ def candidate(
     grouped = defaultdict(list)
     for run_id, row in rows.items():
         grouped[config[run_id]].append(row)
-    over_seeds = {c: interval(per_seed(group, metric)) for c, group in grouped.items()}
-    runs.sort(key=lambda r: (over_seeds[config[r.info.run_id]].mean, r.data.metrics[metric]),
-              reverse=higher_is_better(metric))  # fmt: skip
+    over_seeds = {c: {k: interval(per_seed(group, k)) for k in (metric, "test_top1")}
+                  for c, group in grouped.items()}  # fmt: skip
+    runs.sort(key=lambda r: (over_seeds[config[r.info.run_id]][metric].mean,
+                             r.data.metrics[metric]), reverse=higher_is_better(metric))  # fmt: skip
     if not runs:
         raise ValueError(f"sweep {sweep!r} has no finished student with metric {metric!r}")
     return runs[0], over_seeds[config[runs[0].info.run_id]]
 
 
-def named(run_id: str, metric: str) -> tuple[mlflow.entities.Run, Interval]:
+def named(run_id: str, metric: str) -> tuple[mlflow.entities.Run, dict[str, Interval]]:
     """A student run named by id, a sweep's or one `dlkdd train student` made."""
     try:
         run = MlflowClient().get_run(run_id)
@@ -77,7 +79,8 @@ def named(run_id: str, metric: str) -> tuple[mlflow.entities.Run, Interval]:
                          f"{run.data.tags.get('dlkdd.role')}, {run.info.status})")  # fmt: skip
     if metric not in run.data.metrics:
         raise ValueError(f"run {run_id} has no metric {metric!r}")
-    return run, interval([run.data.metrics[metric]])
+    m = run.data.metrics
+    return run, {k: interval([m[k]] if k in m else []) for k in (metric, "test_top1")}
 
 
 def promote(
@@ -86,13 +89,15 @@ def promote(
     """Registers the candidate student (once) and moves `champion` to it only if its
     configuration's mean `metric` over seeds beats the champion's (or with `force`)."""
     client = MlflowClient()
-    run, over_seeds = candidate(experiment_id, sweep, metric, run_id)
+    run, intervals = candidate(experiment_id, sweep, metric, run_id)
+    over_seeds = intervals[metric]
     score = over_seeds.mean
     version = _version_of(client, name, run.info.run_id) or _register(client, name, run, metric)
     for key, value in {f"dlkdd.{metric}_mean": f"{over_seeds.mean:.4f}",
                        f"dlkdd.{metric}_ci95": over_seeds.text(),
                        "dlkdd.seeds": str(over_seeds.n)}.items():  # fmt: skip
         client.set_model_version_tag(name, version, key, value)
+    client.update_model_version(name, version, description=describe(run, intervals))
     try:
         current = client.get_model_version_by_alias(name, ALIAS)
         previous = (current.version, champion_score(client, current, metric))
@@ -132,12 +137,12 @@ def _register(client: MlflowClient, name: str, run, metric: str) -> str:
         if key in run.data.tags:
             client.set_model_version_tag(name, version, key, run.data.tags[key])
     client.set_model_version_tag(name, version, f"dlkdd.{metric}", str(run.data.metrics[metric]))
-    client.update_model_version(name, version, description=describe(run))
     return version
 
 
-def describe(run) -> str:
-    """What the registry page says of a version: what it is, where it came from, scores."""
+def describe(run, intervals: dict[str, Interval]) -> str:
+    """What the registry page says of a version: what it is, where it came from, its run's
+    scores and its configuration's means and 95 % intervals over seeds."""
     tags, m, p = run.data.tags, run.data.metrics, run.data.params
     if tags.get("dlkdd.role") == "control":
         what = "Control student (alpha = 0: cross-entropy on original dark video, no teacher)"
@@ -145,13 +150,16 @@ def describe(run) -> str:
         what = (f"Student distilled from the {tags.get('dlkdd.enhancement')} teacher "
                 f"(T = {p.get('temperature')}, alpha = {p.get('alpha')}), "
                 "trained on original dark video")  # fmt: skip
-    lines = [what, "", f"- run: {run.info.run_id} ({run.info.run_name})"]
+    lines = [what, "", f"- run: {run.info.run_id} ({run.info.run_name}), seed {p.get('seed')}"]
     if tags.get("dlkdd.teacher_run"):
         lines.append(f"- teacher run: {tags['dlkdd.teacher_run']}")
     if parent := tags.get("mlflow.parentRunId"):
         lines.append(f"- sweep: {tags.get('dlkdd.sweep', '')} (parent run {parent})")
     lines += [f"- {k}: {m[k]:.4f}" for k in ("best_val_top1", "test_top1", "test_mean_class")
               if k in m]  # fmt: skip
+    lines += [f"- {k} of its configuration: " + (
+        f"mean {i.mean:.4f} over {i.n} seeds, 95% interval {i.text()}" if i.n > 1
+        else "1 seed, no interval") for k, i in intervals.items() if i.n]  # fmt: skip
     return "\n".join(lines)
 
 

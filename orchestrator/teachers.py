@@ -182,7 +182,7 @@ def _final(result: JobResult) -> dict[str, float]:
 
 
 def teacher_name(spec: Spec, enhancement: str, fingerprint: str) -> str:
-    """The teacher's Train run name (its folder in storage) and MLflow run name."""
+    """The teacher's Train run name: its folder in storage."""
     return f"{spec.name}-teacher-{enhancement}-{fingerprint}"
 
 
@@ -217,7 +217,8 @@ def _log_reference(
     }
     if is_control(key):
         tags |= {"dlkdd.enhancement": "none", "dlkdd.control": "true", "dlkdd.alpha": "0"}
-    with tracking.job_run(result.name, job, tags, parent_run_id, started_ms) as r:
+    name = tracking.run_name(job, tags["dlkdd.enhancement"])
+    with tracking.job_run(name, job, tags, parent_run_id, started_ms) as r:
         tracking.log_result(result)  # raises JobFailed (run FAILED) on error
     console.print(
         f"{_label(key)}: test_top1 "

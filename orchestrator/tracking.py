@@ -50,6 +50,15 @@ EXPERIMENT_NOTE = (
     "distilled students (original video + the teacher's soft targets). Group by the "
     "dlkdd.role tag; `dlkdd compare SWEEP` writes the ablation table and plots."
 )
+# MLflow 3's UI opens an experiment in its GenAI view (traces) unless told it trains models
+EXPERIMENT_TAGS = {"mlflow.note.content": EXPERIMENT_NOTE,
+                   "mlflow.experimentKind": "custom_model_development"}  # fmt: skip
+
+
+def ui_link(server: str, experiment_id: str) -> str:
+    """The experiment's runs in MLflow's UI, in its "Model training" view (MLflow 3.17 opens
+    a fresh browser in the GenAI view, whatever the experiment's kind)."""
+    return f"{server.rstrip('/')}/#/experiments/{experiment_id}?workflowType=machine_learning"
 
 
 def connect(uri: str, experiment: str) -> str:
@@ -60,15 +69,14 @@ def connect(uri: str, experiment: str) -> str:
     try:
         client = MlflowClient(uri)
         found = client.get_experiment_by_name(experiment)
-        exp_id = (
-            found.experiment_id
-            if found
-            else client.create_experiment(
-                experiment,
-                artifact_location(uri, experiment),
-                tags={"mlflow.note.content": EXPERIMENT_NOTE},
+        if found is None:
+            exp_id = client.create_experiment(
+                experiment, artifact_location(uri, experiment), tags=EXPERIMENT_TAGS
             )
-        )
+        else:
+            exp_id = found.experiment_id
+            for key in EXPERIMENT_TAGS.keys() - found.tags.keys():  # made by an older dlkdd
+                client.set_experiment_tag(exp_id, key, EXPERIMENT_TAGS[key])
     except Exception as err:
         raise TrackingError(f"MLflow tracking server {uri} is not usable: {err}") from None
     mlflow.set_experiment(experiment_id=exp_id)
@@ -116,8 +124,16 @@ def role(job: JobConfig) -> str:
     return "control" if job.role == "student" and job.distill.alpha == 0 else job.role
 
 
-def student_run_name(job: JobConfig, enhancement: str) -> str:
-    """A sweep student's MLflow run name: what tells it apart among its siblings."""
+def run_name(job: JobConfig, enhancement: str) -> str:
+    """Every job's MLflow run name, whatever started it: what tells it apart in the runs
+    table (`teacher gic seed=0`, `control seed=1`, `student gic T=4 a=0.5 seed=0`). The
+    fingerprint that makes a job reusable is its `dlkdd.fingerprint` tag and its folder name
+    in storage, not part of this name."""
+    kind = role(job)
+    if kind == "teacher":
+        return f"teacher {enhancement} seed={job.seed}"
+    if kind == "control":
+        return f"control seed={job.seed}"
     d = job.distill
     return f"student {enhancement} T={d.temperature:.3g} a={d.alpha:.3g} seed={job.seed}"
 

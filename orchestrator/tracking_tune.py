@@ -145,7 +145,7 @@ class StudentTracker(tune.Callback):
         }
         if job.soft_target_store:
             tags["dlkdd.soft_targets"] = job.soft_target_store
-        name = tracking.student_run_name(job, enhancement)
+        name = tracking.run_name(job, enhancement)
         run = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
         params = tracking.job_params(job, enhancement)
         self.client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in params.items()])

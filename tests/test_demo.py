@@ -25,7 +25,16 @@ def test_demo_runs_the_whole_study(ray_session, tmp_path: Path) -> None:
     assert sum(line.startswith("demo_data/videos/") for line in result.stdout.splitlines()) == 4
     client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     champion = client.get_model_version_by_alias("dlkdd-student", "champion")
-    assert client.get_run(champion.run_id).data.tags["dlkdd.role"] == "student"
+    # the best model on dark video: a distilled student, or the control when none beats it
+    assert client.get_run(champion.run_id).data.tags["dlkdd.role"] in ("student", "control")
+    assert "best_val_top1 of its configuration: " in champion.description
+    # MLflow's UI is pointed at its runs table (MLflow 3 opens in its GenAI view otherwise)
+    experiment = client.get_experiment_by_name("dlkdd")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    link = f"#/experiments/{experiment.experiment_id}?workflowType=machine_learning"
+    assert link in result.stdout.replace("\n", "")
+    names = {r.info.run_name for r in client.search_runs([experiment.experiment_id])}
+    assert {"teacher gic seed=0", "teacher he seed=0", "control seed=0", "control seed=1"} <= names
     assert (tmp_path / "dlkdd_reports" / "smoke" / "gain_per_enhancement.png").is_file()
     # a clean console: the live trial table, not Tune's status tables, Ray's worker lines or
     # DeepSpeed's banner; those are in the log file it names

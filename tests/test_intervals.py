@@ -15,9 +15,9 @@ from typer.testing import CliRunner
 
 from orchestrator import tracking
 from orchestrator.cli import app
-from orchestrator.compare import CONTROL_TAG, ablation_rows
+from orchestrator.compare import CONTROL_TAG, ablation_rows, summary
 from orchestrator.intervals import config_rows, interval
-from orchestrator.registry import candidate
+from orchestrator.registry import candidate, describe
 
 T_975_2 = 4.302652729911275  # Student's t, 97.5th percentile, 2 degrees of freedom (tables)
 
@@ -107,6 +107,30 @@ def test_compare_writes_the_configuration_table_and_the_interval_plot(study, tmp
     assert (out / "gain_intervals.png").stat().st_size > 1000
 
 
+def test_the_parent_summary_is_the_best_configuration_over_seeds(study) -> None:
+    """The parent's headline ranks as compare and promote do: config A (val 0.70 on each
+    of 3 seeds) beats B (0.65, 1 seed); its gain is A's paired test gain and interval."""
+    uri, experiment = study
+    client = mlflow.MlflowClient(uri)
+    parent = client.search_runs([experiment], "tags.`dlkdd.sweep_parent` = 's'")[0].info.run_id
+    got = summary(experiment, parent)
+    half = T_975_2 * 0.1 / math.sqrt(3)
+    assert got == pytest.approx({
+        "control_val_top1_mean": 0.55, "control_test_top1_mean": 0.45,
+        "best_student_val_top1_mean": 0.7, "best_student_test_top1_mean": 0.55,
+        "best_student_gain_test_mean": 0.1, "best_student_gain_test_ci_low": 0.1 - half,
+        "best_student_gain_test_ci_high": 0.1 + half, "best_student_seeds": 3.0})  # fmt: skip
+
+
+def test_the_registered_version_describes_its_configuration_over_seeds(study) -> None:
+    uri, experiment = study
+    run, intervals = candidate(experiment, "s", "best_val_top1", None)
+    text = describe(run, intervals)
+    assert "best_val_top1 of its configuration: mean 0.7000 over 3 seeds" in text
+    assert "test_top1 of its configuration: mean 0.5500 over 3 seeds, 95% interval [" in text
+    assert f"seed {run.data.params['seed']}" in text
+
+
 def test_promote_ranks_configurations_by_their_mean_over_seeds(study) -> None:
     """A configuration with one lucky seed (0.72, but 0.40 on its other) does not outrank
     config A's mean of 0.70 over three seeds; A's interval goes with the candidate."""
@@ -115,10 +139,12 @@ def test_promote_ranks_configurations_by_their_mean_over_seeds(study) -> None:
     parent = client.search_runs([experiment], "tags.`dlkdd.sweep_parent` = 's'")[0].info.run_id
     lucky = _run(client, experiment, parent, "student", 0, 0.72, 0.3, "he", 9.0, 0.9)
     _run(client, experiment, parent, "student", 1, 0.40, 0.3, "he", 9.0, 0.9)  # mean 0.56
-    run, over_seeds = candidate(experiment, "s", "best_val_top1", None)
+    run, intervals = candidate(experiment, "s", "best_val_top1", None)
     assert run.data.tags["dlkdd.enhancement"] == "gic" and run.info.run_id != lucky
+    over_seeds = intervals["best_val_top1"]
     assert over_seeds.n == 3 and over_seeds.mean == pytest.approx(0.7)
     assert over_seeds.text() == "[0.7000, 0.7000]"  # three equal seeds: no spread
+    assert intervals["test_top1"].n == 3
 
 
 def test_the_champion_is_judged_by_its_mean_over_seeds(study, tmp_path) -> None:

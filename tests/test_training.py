@@ -28,7 +28,7 @@ def runs(spec_file: Path):
 
 def test_teacher_beats_chance_and_lands_in_mlflow(teacher_run) -> None:
     spec_file, _ = teacher_run
-    [run] = [r for r in runs(spec_file) if r.info.run_name.startswith("t-teacher-gic-")]
+    [run] = [r for r in runs(spec_file) if r.info.run_name == "teacher gic seed=0"]
     assert run.info.status == "FINISHED"
     assert run.data.metrics["test_top1"] >= 0.5  # 4 classes: chance is 0.25
     assert run.data.params["enhancement.name"] == "gic"
@@ -42,7 +42,7 @@ def test_teacher_beats_chance_and_lands_in_mlflow(teacher_run) -> None:
 
 def test_student_distils_from_the_teacher_run(teacher_run) -> None:
     spec_file, _ = teacher_run
-    [teacher] = [r for r in runs(spec_file) if r.info.run_name.startswith("t-teacher-gic-")]
+    [teacher] = [r for r in runs(spec_file) if r.info.run_name == "teacher gic seed=0"]
     args = ["train", "student", str(spec_file), "--teacher", teacher.info.run_id,
             "--temperature", "4", "--alpha", "0.7", "--name", "t-student"]  # fmt: skip
     result = CliRunner().invoke(app, args)
@@ -77,7 +77,7 @@ def test_a_sweep_reuses_the_cli_trained_teacher(teacher_run) -> None:
     data["sweep"] = {"enhancements": ["gic"], "temperature": {"type": "choice", "values": [4]},
                      "alpha": {"type": "choice", "values": [0.5]}}  # fmt: skip
     spec = parse_spec(data)
-    [cli] = [r for r in runs(spec_file) if r.info.run_name.startswith("t-teacher-gic-")]
+    [cli] = [r for r in runs(spec_file) if r.info.run_name == "teacher gic seed=0"]
     experiment_id = tracking.connect(spec.tracking.uri, spec.tracking.experiment)
     jobs = teacher_jobs(spec, ["gic"], [spec.seed])
     teachers = ensure_references(spec, jobs, experiment_id, parent_run_id="none: nothing to train")
