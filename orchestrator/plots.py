@@ -72,6 +72,8 @@ def gain_per_enhancement(rows: list[dict], out: Path) -> Path:
     ax.bar(x - 0.2, [r["gain_test"] for r in chosen], 0.4, label="student best on val")
     ax.bar(x + 0.2, mean, 0.4, label="mean of students")
     ax.axhline(0, color="black", linewidth=0.8, label="control (alpha = 0)")
+    ax.use_sticky_edges = False  # bars all below zero would hide the control's line at the top
+    ax.margins(y=0.08)
     ax.set_xticks(x, names)
     ax.set_ylabel("test top-1 gain over control")
     ax.set_title("Distillation gain per teacher enhancement")
