@@ -148,7 +148,8 @@ def describe(run, intervals: dict[str, Interval]) -> str:
         what = "Control student (alpha = 0: cross-entropy on original dark video, no teacher)"
     else:
         what = (f"Student distilled from the {tags.get('dlkdd.enhancement')} teacher "
-                f"(T = {p.get('temperature')}, alpha = {p.get('alpha')}), "
+                f"(T = {float(p.get('temperature', 'nan')):.4g}, "
+                f"alpha = {float(p.get('alpha', 'nan')):.4g}), "
                 "trained on original dark video")  # fmt: skip
     lines = [what, "", f"- run: {run.info.run_id} ({run.info.run_name}), seed {p.get('seed')}"]
     if tags.get("dlkdd.teacher_run"):
