@@ -57,14 +57,17 @@ def test_classes_differ_by_motion_only() -> None:
 
 
 def test_deterministic_by_seed(tmp_path: Path) -> None:
-    cfg = SynthConfig(num_classes=2, train_per_class=1, val_per_class=1, test_per_class=1,
-                      frames=4, size=64, seed=5)  # fmt: skip
-    synthesize(tmp_path / "a", cfg)
-    synthesize(tmp_path / "b", cfg)
-    for rel in ("videos/rise/train_rise_0000.mp4", "videos/fall/test_fall_0000.mp4"):
-        a = decord.VideoReader(str(tmp_path / "a" / rel)).get_batch([0, 3]).asnumpy()
-        b = decord.VideoReader(str(tmp_path / "b" / rel)).get_batch([0, 3]).asnumpy()
-        assert np.array_equal(a, b)
+    """Byte-identical files, so two demos score alike: with x264's macroblock tree on,
+    about a third of such clips came out different from one run to the next."""
+    cfg = SynthConfig(num_classes=4, train_per_class=3, val_per_class=1, test_per_class=1,
+                      frames=24, size=64, seed=5)  # fmt: skip
+    for run in ("a", "b", "c"):
+        synthesize(tmp_path / run, cfg)
+    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*.mp4"))
+    assert len(files) == 20
+    for rel in files:
+        first = (tmp_path / "a" / rel).read_bytes()
+        assert all((tmp_path / run / rel).read_bytes() == first for run in "bc"), rel
 
 
 def test_rejects_odd_size(tmp_path: Path) -> None:

@@ -87,13 +87,15 @@ def darken(frames: np.ndarray, rng: np.random.Generator, gain: float) -> np.ndar
 
 def write_video(path: Path, frames: np.ndarray, fps: int) -> None:
     """H.264 through PyAV (libx264, yuv420p), the codec real datasets use; low CRF so the
-    dark signal survives compression."""
+    dark signal survives compression. x264's macroblock-tree rate control is off: with it,
+    the same frames encoded differently from one run to the next (threads=1 did not help),
+    and so did every score of a demo."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=fps)
         stream.height, stream.width = frames.shape[1:3]
         stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": "10", "preset": "fast", "g": "8"}
+        stream.options = {"crf": "10", "preset": "fast", "g": "8", "x264-params": "mbtree=0"}
         for frame in frames:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         container.mux(stream.encode())
