@@ -50,7 +50,8 @@ EXPERIMENT_NOTE = (
     "distilled students (original video + the teacher's soft targets). Group by the "
     "dlkdd.role tag; `dlkdd compare SWEEP` writes the ablation table and plots."
 )
-# MLflow 3's UI opens an experiment in its GenAI view (traces) unless told it trains models
+# its kind: MLflow 3 tells GenAI experiments from model training by it (its UI, where it shows
+# no GenAI / Model training switch, opens the experiment's view from it)
 EXPERIMENT_TAGS = {"mlflow.note.content": EXPERIMENT_NOTE,
                    "mlflow.experimentKind": "custom_model_development"}  # fmt: skip
 
