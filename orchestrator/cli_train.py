@@ -97,8 +97,8 @@ def teacher(
         )
     fingerprint = job_fingerprint(job, spec.resources, data_digest(job.dataset))
     # the tags a sweep's teacher has: a later sweep with this spec reuses this teacher
-    tags = {"dlkdd.enhancement": job.enhancement.name, "dlkdd.fingerprint": fingerprint}
-    run_name = name or tracking.run_name(job, job.enhancement.name)
+    tags = {"dlkdd.enhancement": e.name, "dlkdd.fingerprint": fingerprint}
+    run_name = name or tracking.run_name(job, e.name)
     run_tracked(spec, job, name or teacher_name(spec, e.name, fingerprint), tags, run_name)
 
 
