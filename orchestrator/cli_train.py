@@ -13,7 +13,7 @@ from orchestrator.fingerprint import data_digest, job_fingerprint
 from orchestrator.jobs import JobResult, run_job
 from orchestrator.progress import console
 from orchestrator.spec import Spec
-from orchestrator.stores import ensure_store
+from orchestrator.stores import ensure_store, store_requests
 from orchestrator.teachers import teacher_name
 from trainers.config import CURVE_WEIGHTS, JobConfig
 from trainers.export import read_meta
@@ -89,6 +89,8 @@ def teacher(
         job = spec.job("teacher", enhancement)
     except ValueError as err:
         raise fail(str(err)) from None
+    # the store `train student` reads, written while the workers are up
+    job = job.model_copy(update={"soft_targets_for": store_requests(spec, [job.seed])[job.seed]})
     e = job.enhancement
     if e.name in CURVE_WEIGHTS and e.weights() is None:
         raise fail(

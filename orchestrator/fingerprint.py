@@ -66,18 +66,28 @@ def soft_target_key(job: JobConfig, resources: Resources, train_data: str) -> st
     T, alpha or learning rate share one store."""
     meta = read_meta(local_copy(job.teacher_dir))
     enhancement = meta["input_enhancement"] or {"name": "identity"}  # a student as teacher
-    identity = {
-        "teacher": {
-            "model": file_digest(join(job.teacher_dir, MODEL_FILE)),
-            "arch": meta["arch"],
-            "classes": meta["classes"],
-            "enhancement": enhancement,
-            "enhancement_weights": file_digest(
-                join(job.teacher_dir, curve_file_name(enhancement["name"]))
-            )
-            if enhancement["name"] in CURVE_WEIGHTS
-            else None,
-        },
+    teacher = {
+        "model": file_digest(join(job.teacher_dir, MODEL_FILE)),
+        "arch": meta["arch"],
+        "classes": meta["classes"],
+        "enhancement": enhancement,
+        "enhancement_weights": file_digest(
+            join(job.teacher_dir, curve_file_name(enhancement["name"]))
+        )
+        if enhancement["name"] in CURVE_WEIGHTS
+        else None,
+    }
+    return _digest({"teacher": teacher, **_clips_identity(job, resources, train_data)})[:16]
+
+
+def clips_key(job: JobConfig, resources: Resources, train_data: str) -> str:
+    """What a student's store depends on besides its teacher (see soft_target_key): the
+    name a teacher job writes its future students' store under, before it has weights."""
+    return _digest(_clips_identity(job, resources, train_data))[:16]
+
+
+def _clips_identity(job: JobConfig, resources: Resources, train_data: str) -> dict:
+    return {
         "data": train_data,
         "clip": job.clip.model_dump(mode="json"),
         "batch": job.optim.batch_size,  # conv kernels may differ by batch size: kept exact
@@ -85,7 +95,6 @@ def soft_target_key(job: JobConfig, resources: Resources, train_data: str) -> st
         "precision": resolved_precision(job.optim.precision, resources),
         "dlkdd": version("dlkdd"),
     }
-    return _digest(identity)[:16]
 
 
 def resolved_precision(precision: str, resources: Resources) -> str:

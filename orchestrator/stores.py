@@ -1,6 +1,9 @@
 """Soft-target stores: each teacher's logits for every (epoch, clip) its students may train
-on, computed once by a Ray Train job (`trainers.soft_targets.compute_func`) and read by
-every student of every later sweep with the same teacher, data, seed and clip settings.
+on, computed once and read by every student of every later sweep with the same teacher,
+data, seed and clip settings. A sweep's (or `dlkdd train teacher`'s) teacher job writes its
+students' store at its end (`store_request`), saving a Ray Train job's start-up; a store
+that no teacher left (another seed, a longer study, a teacher of an older dlkdd) is
+computed by a Train job of its own (`trainers.soft_targets.compute_func`).
 
 A store lies in `<storage>/soft_targets/<key>-e<epochs>.pt`; a study that trains longer
 than the newest store holds computes only the missing epochs, into a new file (stores are
@@ -13,13 +16,13 @@ from functools import partial
 
 import ray
 
-from orchestrator.fingerprint import data_digest, resolved_precision, soft_target_key
+from orchestrator.fingerprint import clips_key, data_digest, resolved_precision, soft_target_key
 from orchestrator.jobs import failure, fit, in_turn, jobs_at_once, torch_trainer
 from orchestrator.progress import console
-from orchestrator.spec import Resources
+from orchestrator.spec import Resources, Spec
 from trainers import soft_targets
-from trainers.config import JobConfig
-from trainers.storage import join, names_in
+from trainers.config import JobConfig, StoreRequest
+from trainers.storage import copy, join, names_in
 
 FOLDER = "soft_targets"
 
@@ -33,6 +36,8 @@ def ensure_store(
     key = soft_target_key(job, resources, train_data)
     folder = join(storage, FOLDER)
     held = newest(folder, key)
+    if held < job.optim.epochs:
+        held = max(held, adopted(job, resources, train_data, folder, key))
     if held >= job.optim.epochs:
         return join(folder, f"{key}-e{held}.pt")
     destination = join(folder, f"{key}-e{job.optim.epochs}.pt")
@@ -53,6 +58,41 @@ def ensure_store(
     if error is not None:
         raise RuntimeError(f"soft targets of teacher {job.teacher_dir} failed: {failure(error)}")
     return destination
+
+
+def store_requests(spec: Spec, seeds: list[int]) -> dict[int, list[StoreRequest]]:
+    """By student seed, what their teacher's job is asked to write at its end: the store
+    they read (nothing when students run their teacher online)."""
+    if spec.distill.soft_targets == "online":
+        return {s: [] for s in seeds}
+    data = data_digest(spec.dataset, splits=("train",))
+    return {s: [store_request(spec, s, data)] for s in seeds}
+
+
+def store_request(spec: Spec, seed: int, train_data: str) -> StoreRequest:
+    """What a teacher job is asked to write at its end for the spec's students of `seed`
+    (`train_data`: data_digest of the train split): their clips, batch, budget and dtype."""
+    students = spec.job("student", alpha=0.0, seed=seed)  # as the distilled ones but T, alpha
+    return StoreRequest(
+        key=clips_key(students, spec.resources, train_data),
+        clip=students.clip,
+        seed=seed,
+        batch_size=students.optim.batch_size,
+        epochs=students.optim.epochs,
+        bf16=resolved_precision(students.optim.precision, spec.resources) == "bf16",
+    )
+
+
+def adopted(job: JobConfig, resources: Resources, train_data: str, folder: str, key: str) -> int:
+    """Copies into the store folder the store the student job's teacher wrote at its end
+    for such students, as `<key>-e<epochs>.pt`, when it holds more epochs than the folder
+    has; returns how many epochs it holds (0: the teacher wrote none)."""
+    offered = soft_targets.offered_by(job.teacher_dir)
+    name = clips_key(job, resources, train_data)
+    epochs = newest(offered, name)
+    if epochs > newest(folder, key):
+        copy(join(offered, f"{name}-e{epochs}.pt"), join(folder, f"{key}-e{epochs}.pt"))
+    return epochs
 
 
 def newest(folder: str, key: str) -> int:

@@ -5,6 +5,7 @@ inside a zero-CPU Ray task)."""
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -17,7 +18,8 @@ from orchestrator.fingerprint import data_digest, job_fingerprint
 from orchestrator.jobs import JobResult, in_turn, jobs_at_once, progress, run_job
 from orchestrator.progress import console
 from orchestrator.spec import Resources, Spec, key_base, seed_key
-from trainers.config import CURVE_WEIGHTS, JobConfig
+from orchestrator.stores import store_requests
+from trainers.config import CURVE_WEIGHTS, JobConfig, StoreRequest
 from trainers.data.frames import sample_frames
 from trainers.data.manifests import load_splits
 from trainers.enhance import CURVE_NETS, curves, zero_reference
@@ -86,9 +88,13 @@ def _train_curves(variant: str, paths: list[str], steps: int, seed: int, locatio
     return history[0], history[-1]
 
 
-def teacher_job(spec: Spec, enhancement: str, seed: int | None = None) -> JobConfig:
-    """A teacher on `seed` (by default the spec's), with its enhancement's curve weights."""
+def teacher_job(
+    spec: Spec, enhancement: str, seed: int | None = None, stores: Sequence[StoreRequest] = ()
+) -> JobConfig:
+    """A teacher on `seed` (by default the spec's), with its enhancement's curve weights,
+    writing its students' `stores` at its end."""
     job = spec.job("teacher", enhancement, seed=seed)
+    job = job.model_copy(update={"soft_targets_for": list(stores)})
     if enhancement in CURVE_WEIGHTS:
         update = {CURVE_WEIGHTS[enhancement]: curve_weights(spec, enhancement)}
         job = job.model_copy(update={"enhancement": job.enhancement.model_copy(update=update)})
@@ -114,9 +120,10 @@ def find_finished(fingerprint: str, experiment_id: str) -> tuple[str, str] | Non
 def teacher_jobs(spec: Spec, enhancements: list[str], seeds: list[int]) -> dict[str, JobConfig]:
     """The teachers students of these seeds distil from, by `Spec.teacher_key`: one per
     enhancement on the spec's seed, or with `teacher_seeds: each` one per enhancement and
-    seed, on that seed."""
-    each = spec.sweep.teacher_seeds == "each"
-    return {spec.teacher_key(e, s): teacher_job(spec, e, s if each else None)
+    seed, on that seed; each writes the store of its students (`seeds` holds one seed
+    unless teachers are per seed)."""
+    each, asked = spec.sweep.teacher_seeds == "each", store_requests(spec, seeds)
+    return {spec.teacher_key(e, s): teacher_job(spec, e, s if each else None, asked[s])
             for e in enhancements for s in seeds}  # fmt: skip
 
 

@@ -145,7 +145,7 @@ def job_params(job: JobConfig, enhancement: str) -> dict[str, str]:
     enhancement (a student's: its teacher's input, `none` for the control) and a student's
     temperature and alpha; then the settings it ran with, flattened. Settings its role does
     not use are left out: a teacher's distill.*, a student's enhancement.*."""
-    unused = {"fail_at_epoch", "stop_key", "teacher_dir", "soft_target_store"}
+    unused = {"fail_at_epoch", "stop_key", "teacher_dir", "soft_target_store", "soft_targets_for"}
     unused.add("distill" if job.role == "teacher" else "enhancement")
     top: dict[str, Any] = {"role": role(job), "seed": job.seed, "enhancement": enhancement}
     if job.role == "student":

@@ -12,6 +12,7 @@ import mlflow
 import pytest
 import torch
 import yaml
+from pyarrow.fs import FileType
 from torch.utils.data import DataLoader, DistributedSampler
 
 from orchestrator.jobs import run_job
@@ -24,8 +25,14 @@ from trainers.data.clips import ClipDataset, KeyedClips
 from trainers.data.epoch_sampler import EpochSampler
 from trainers.data.manifests import load_splits
 from trainers.loop import train_step
-from trainers.soft_targets import OnlineTeacher, StoredTeacher, assemble, logits_for
-from trainers.storage import local_copy, local_file
+from trainers.soft_targets import (
+    OnlineTeacher,
+    StoredTeacher,
+    assemble,
+    logits_for,
+    offered_by,
+)
+from trainers.storage import local_copy, local_file, names_in
 
 CPU, FP32 = torch.device("cpu"), torch.float32
 
@@ -47,8 +54,9 @@ def online_logits(job: JobConfig, first: int, last: int) -> torch.Tensor:
     """[epochs, clips, classes] from the teacher run in this process, clip by clip."""
     train_set = train_clips(job)
     keys = every_key(train_set, first, last)
-    return assemble([(keys, logits_for(job, train_set, keys, CPU, FP32))], first, last,
-                    len(train_set))  # fmt: skip
+    teacher = OnlineTeacher.load(job.teacher_dir, job.clip, CPU, FP32)
+    shard = logits_for(teacher, train_set, keys, job.optim.batch_size, job.dataset.num_workers)
+    return assemble([(keys, shard)], first, last, len(train_set))
 
 
 def train_clips(job: JobConfig) -> ClipDataset:
@@ -153,3 +161,28 @@ def test_store_job_matches_online_and_students_train_the_same(
     assert torch.equal(more[:2], logits)  # kept, not recomputed
     torch.testing.assert_close(more[2:], online_logits(job, 2, 3), rtol=0, atol=1e-5)
     assert ensure_store(job, r, storage) == extended  # a shorter study reads the longer store
+
+
+def test_a_teacher_job_leaves_its_students_store(teacher_run) -> None:
+    """`train teacher` (as a sweep's teachers do) computes at its end the store of its
+    spec's students: a student's ensure_store takes it, no Train job of its own runs, and it
+    holds the online teacher's logits for every epoch the students train."""
+    spec_file, _ = teacher_run
+    spec = parse_spec(yaml.safe_load(spec_file.read_text()))
+    mlflow.set_tracking_uri(spec.tracking.uri)
+    teacher, *_ = mlflow.search_runs(experiment_names=["dlkdd"], output_format="list",
+                                     filter_string="tags.`dlkdd.role` = 'teacher'")  # fmt: skip
+    exported = teacher.data.tags["dlkdd.export_dir"]
+    offered = names_in(offered_by(exported))
+    assert len(offered) == 1 and offered[0].endswith(f"-e{spec.student.optim.epochs}.pt")
+    job = spec.job("student", teacher_dir=exported, alpha=0.7)
+    storage = spec.storage.resolved()
+    store = ensure_store(job, spec.resources, storage)
+    train_run = "soft-targets-" + store.rsplit("/", 1)[1].removesuffix(".pt")
+    assert train_run not in names_in(storage, FileType.Directory)  # taken, not computed
+    logits = torch.load(local_file(store), weights_only=True)
+    epochs = job.optim.epochs
+    torch.testing.assert_close(logits, online_logits(job, 0, epochs), rtol=0, atol=1e-5)
+    # students on another seed have no store from this teacher: a job computes theirs
+    other = spec.job("student", teacher_dir=exported, alpha=0.7, seed=job.seed + 1)
+    assert ensure_store(other, spec.resources, storage) != store

@@ -80,6 +80,10 @@ def test_a_teacher_per_enhancement_and_seed_and_a_control_per_seed(sweep_run) ->
         store = tags[f"dlkdd.soft_targets.{enhancement}" + ("" if seed == "0" else f".{seed}")]
         assert s.data.tags["dlkdd.soft_targets"] == store
         assert s.data.params["distill.soft_targets"] == "store"
+    # every teacher wrote its students' store at its end: no store needed a job of its own
+    storage = Path(spec.storage.resolved())
+    assert len(list((storage / "soft_targets").iterdir())) == 3  # gic, he on seed 0; seed 1's
+    assert not list(storage.glob("soft-targets-*"))
 
 
 def test_the_best_configuration_is_confirmed_on_the_other_seed(sweep_run, tmp_path) -> None:

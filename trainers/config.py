@@ -151,6 +151,20 @@ class DistillConfig(StrictModel):
     )
 
 
+class StoreRequest(StrictModel):
+    """Soft targets a teacher job computes at its end, its workers being up already, for
+    students it does not know yet: their training clips, batch and epoch budget. Written
+    beside its export as `soft_targets/<key>-e<epochs>.pt`, where the orchestrator, which
+    chose `key` from what the logits depend on, takes it as the students' store."""
+
+    key: str
+    clip: ClipConfig
+    seed: int
+    batch_size: int = Field(ge=1)
+    epochs: int = Field(ge=1)
+    bf16: bool
+
+
 class JobConfig(StrictModel):
     """Everything one Train job (teacher or student) needs; sent to every worker."""
 
@@ -166,6 +180,9 @@ class JobConfig(StrictModel):
     )
     soft_target_store: str | None = Field(
         None, description="The teacher's stored logits (student, distill.soft_targets=store)."
+    )
+    soft_targets_for: list[StoreRequest] = Field(
+        default_factory=list, description="Stores a teacher writes at its end (sweeps)."
     )
     deepspeed: dict[str, Any] = Field(default_factory=dict)
     seed: int = 0

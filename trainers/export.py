@@ -49,10 +49,15 @@ def read_meta(directory: Path) -> dict[str, Any]:
 def load(directory: Path) -> tuple[nn.Module, dict[str, Any]]:
     """The exported network in eval mode, and its metadata."""
     meta = read_meta(directory)
-    model = models.build(meta["arch"], len(meta["classes"]))
     state = torch.load(Path(directory) / MODEL_FILE, map_location="cpu", weights_only=True)
+    return network(meta["arch"], len(meta["classes"]), state), meta
+
+
+def network(arch: str, num_classes: int, state: dict[str, torch.Tensor]) -> nn.Module:
+    """A fresh network holding `state`, in eval mode: what loading an export gives."""
+    model = models.build(arch, num_classes)
     model.load_state_dict(state)
-    return model.eval(), meta
+    return model.eval()
 
 
 def input_enhancer(directory: Path, meta: dict[str, Any]) -> nn.Module | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -232,6 +233,14 @@ def _finish(
             export.export(Path(d) / EXPORT_DIR, best_state, meta, _curve_weights_file(job))
             (Path(d) / HISTORY_FILE).write_text(json.dumps(state["history"]))
             watch.lap("export")
+        if job.soft_targets_for:  # a sweep's teacher: its students' stores, workers being up
+            exported = partial(export.network, job.model.arch, len(classes), best_state)
+            folder = Path(d) / soft_targets.OFFERED_DIR
+            soft_targets.write_requested(
+                job, exported, enhancer, rank, world, engine.device, folder
+            )
+            watch.lap("soft_targets")
+        if rank == 0:
             (Path(d) / PHASES_FILE).write_text(json.dumps(watch.metrics()))
         metrics.update(watch.metrics())
         ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(d))

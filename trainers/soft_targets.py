@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,8 @@ from trainers.data.clips import ClipDataset, KeyedClips
 from trainers.data.manifests import load_splits
 from trainers.preprocess import model_input, to_unit
 
+OFFERED_DIR = "soft_targets"  # in a teacher's final checkpoint, beside its export
+
 
 class OnlineTeacher:
     """The frozen teacher on the clip the student sees, enhanced the way it was trained."""
@@ -38,17 +41,27 @@ class OnlineTeacher:
         self.model, self.enhancer, self.clip, self.dtype = model, enhancer, clip, dtype
 
     @classmethod
-    def load(cls, teacher_dir: str, clip: ClipConfig, device, dtype) -> OnlineTeacher:
-        """The exported teacher (a path or URI) with the enhancement its export carries."""
-        local = storage.local_copy(teacher_dir)  # downloaded when it is a URI
-        model, meta = export.load(local)
-        enhancer = export.input_enhancer(local, meta)
+    def frozen(
+        cls, model: nn.Module, enhancer: nn.Module | None, clip: ClipConfig, device, dtype
+    ) -> OnlineTeacher:
+        """A trained network (in eval mode) as the students' teacher: frozen, in their dtype."""
         return cls(
             model.to(device=device, dtype=dtype).requires_grad_(False),
             enhancer.to(device) if enhancer is not None else None,
             clip,
             dtype,
         )
+
+    @classmethod
+    def load(cls, teacher_dir: str, clip: ClipConfig, device, dtype) -> OnlineTeacher:
+        """The exported teacher (a path or URI) with the enhancement its export carries."""
+        local = storage.local_copy(teacher_dir)  # downloaded when it is a URI
+        model, meta = export.load(local)
+        return cls.frozen(model, export.input_enhancer(local, meta), clip, device, dtype)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
 
     @torch.no_grad()
     def __call__(self, unit: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
@@ -115,43 +128,96 @@ def compute_func(config: dict[str, Any]) -> None:
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     device = ray.train.torch.get_device()
     dtype = torch.bfloat16 if config["bf16"] else torch.float32
+    teacher = OnlineTeacher.load(job.teacher_dir, job.clip, device, dtype)
     train_set = ClipDataset(load_splits(job.dataset)["train"].items, job.clip,
                             "train", job.seed)  # fmt: skip
-    keys = [(e, i) for e in range(first, last) for i in range(len(train_set))][rank::world]
     started = time.perf_counter()
-    shard = logits_for(job, train_set, keys, device, dtype)
-    parts = [None] * world
-    if dist.is_available() and dist.is_initialized():
-        dist.all_gather_object(parts, (keys, shard))
-    else:
-        parts = [(keys, shard)]
+    loading = (job.optim.batch_size, job.dataset.num_workers)
+    logits = gathered_logits(teacher, train_set, first, last, loading, rank, world)
     if rank == 0:
-        logits = assemble(parts, first, last, len(train_set))
         if config["previous"]:
             earlier = torch.load(storage.local_file(config["previous"]), weights_only=True)
             logits = torch.cat([earlier[:first], logits])
         write(logits, config["destination"])
         print(f"[soft targets] epochs {first + 1}..{last}: {len(train_set)} clips each, "
               f"{time.perf_counter() - started:.1f} s", flush=True)  # fmt: skip
-    ray.train.report({"epochs": last, "clips": len(keys) * world})
+    ray.train.report({"epochs": last, "clips": (last - first) * len(train_set)})
+
+
+def write_requested(
+    job: JobConfig,
+    model: Callable[[], nn.Module],
+    enhancer: nn.Module | None,
+    rank: int,
+    world: int,
+    device,
+    folder: Path,
+) -> None:
+    """A teacher job's end (every rank): the stores `job.soft_targets_for` asks for, of the
+    weights it exports (`model()`: a fresh copy, as a student loads the export) with its
+    input enhancement, written by rank 0 into `folder` (beside the export)."""
+    items = load_splits(job.dataset)["train"].items
+    for request in job.soft_targets_for:
+        dtype = torch.bfloat16 if request.bf16 else torch.float32
+        teacher = OnlineTeacher.frozen(model(), enhancer, request.clip, device, dtype)
+        train_set = ClipDataset(items, request.clip, "train", request.seed)
+        loading = (request.batch_size, job.dataset.num_workers)
+        logits = gathered_logits(teacher, train_set, 0, request.epochs, loading, rank, world)
+        if rank == 0:
+            folder.mkdir(parents=True, exist_ok=True)
+            torch.save(logits, folder / f"{request.key}-e{request.epochs}.pt")
+
+
+def offered_by(teacher_dir: str) -> str:
+    """Where a teacher job leaves the stores it was asked for: beside its export."""
+    return storage.join(teacher_dir.rstrip("/").rsplit("/", 1)[0], OFFERED_DIR)
+
+
+def gathered_logits(
+    teacher: OnlineTeacher,
+    train_set: ClipDataset,
+    first: int,
+    last: int,
+    loading: tuple[int, int],
+    rank: int,
+    world: int,
+) -> torch.Tensor | None:
+    """The teacher's logits of every training clip of epochs [first, last), this rank's
+    share computed here (`loading`: the students' batch size, loader processes), all of
+    them on rank 0 as [last - first, samples, classes]; None on the other ranks."""
+    keys = [(e, i) for e in range(first, last) for i in range(len(train_set))][rank::world]
+    shard = logits_for(teacher, train_set, keys, *loading)
+    parts = [None] * world
+    if dist.is_available() and dist.is_initialized():
+        dist.all_gather_object(parts, (keys, shard))
+    else:
+        parts = [(keys, shard)]
+    return assemble(parts, first, last, len(train_set)) if rank == 0 else None
 
 
 @torch.no_grad()
 def logits_for(
-    job: JobConfig, train_set: ClipDataset, keys: list[tuple[int, int]], device, dtype
+    teacher: OnlineTeacher,
+    train_set: ClipDataset,
+    keys: list[tuple[int, int]],
+    batch_size: int,
+    num_workers: int,
 ) -> torch.Tensor:
     """The teacher's logits of the training clips at `keys`, in that order (on the CPU),
-    batched as the students batch them, loaded by the job's DataLoader processes."""
-    teacher = OnlineTeacher.load(job.teacher_dir, job.clip, device, dtype)
+    batched as the students batch them, loaded by DataLoader processes."""
     loader = DataLoader(
         KeyedClips(train_set),
-        batch_size=job.optim.batch_size,
+        batch_size=batch_size,
         sampler=keys,
-        num_workers=job.dataset.num_workers,
+        num_workers=num_workers,
         pin_memory=torch.cuda.is_available(),
     )
-    out = [teacher(to_unit(clips, device), k).cpu() for clips, _, _, k in loader]
-    return torch.cat(out) if out else torch.empty(0, teacher.model.fc.out_features, dtype=dtype)
+    out = [teacher(to_unit(clips, teacher.device), k).cpu() for clips, _, _, k in loader]
+    return (
+        torch.cat(out)
+        if out
+        else torch.empty(0, teacher.model.fc.out_features, dtype=teacher.dtype)
+    )
 
 
 def assemble(parts, first: int, last: int, samples: int) -> torch.Tensor:

@@ -82,6 +82,14 @@ def put(local: Path, location: str) -> None:
     pafs.copy_files(str(local), path, destination_filesystem=fs)
 
 
+def copy(source: str, destination: str) -> None:
+    """One file from a location to another (paths or URIs; parents made as needed)."""
+    source_fs, source_path = filesystem(source)
+    fs, path = filesystem(destination)
+    fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+    pafs.copy_files(source_path, path, source_filesystem=source_fs, destination_filesystem=fs)
+
+
 def local_copy(location: str) -> Path:
     """A local folder with the location's files: the folder itself when it is a path, else a
     download cached by URI (checkpoints do not change once written)."""
