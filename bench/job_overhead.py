@@ -2,15 +2,16 @@
 as dlkdd runs them (Ray Train + DeepSpeed, 2 workers, logged to MLflow), phase by phase.
 
 The workers time their own phases (trainers.loop.Stopwatch: data, engine, epochs,
-checkpoints, test, export, and a teacher's soft-target store for its students); the driver adds the worker group's start (call to the workers'
-first line: actors, imports, process group), the end (final report, teardown, reading the
-result back) and MLflow (the run with params, metrics and export). Beside them: the same
-store as a Train job of its own (what each teacher cost once more before), the
-student's MLflow model, now logged once at promotion (a sweep logged it for every student),
-and Ray Train's own floor, a run of the same size whose workers do nothing, split as Train's
-controller logs it (worker actors created, train context initialised on the workers), with
-what one fresh process pays to import Ray Train and torch (the controller and each worker
-import both).
+checkpoints, test, export, and a teacher's soft-target store for its students); the driver
+adds the worker group's start (call to the workers' first line: actors, imports, process
+group), the end (final report, teardown, reading the result back) and MLflow (the run with
+params, metrics and export). Beside them: the same store as a Train job of its own (what
+each teacher cost once more before), the student's MLflow model, now logged once at
+promotion (a sweep logged it for every student), and Ray Train's own floor, a run of the
+same size whose workers do nothing (and one whose workers only import DeepSpeed: the least
+a DeepSpeed job costs), split as Train's controller logs it (worker actors created, train
+context initialised on the workers), with what one fresh process pays to import Ray Train
+and torch (the controller and each worker import both).
 
     python bench/job_overhead.py [--epochs 1] [--arch tiny] [--repeats 2]
 """
@@ -90,11 +91,18 @@ def _noop(config: dict) -> None:
     """A train function that does nothing: what Ray Train alone costs per run."""
 
 
-def ray_train_floor(spec: Spec, name: str) -> float:
-    """Seconds of a Train run of the same size whose workers do nothing."""
+def _imports_only(config: dict) -> None:
+    """A train function that only imports what a DeepSpeed engine needs (DeepSpeed, and
+    torch._dynamo, which torch's optimisers import on first use): the least a job pays."""
+    import deepspeed  # noqa: F401
+    import torch._dynamo  # noqa: F401
+
+
+def ray_train_floor(spec: Spec, name: str, train_func=_noop) -> float:
+    """Seconds of a Train run of the same size whose workers do nothing (but `train_func`)."""
     started = time.time()
     TorchTrainer(
-        _noop, scaling_config=scaling(spec.resources),
+        train_func, scaling_config=scaling(spec.resources),
         run_config=RunConfig(name=name, storage_path=spec.storage.resolved()),
     ).fit()  # fmt: skip
     return time.time() - started
@@ -153,6 +161,9 @@ def main() -> None:
         model_s = model_logging_seconds("s0")
         floor = statistics.median(ray_train_floor(spec, f"noop{i}") for i in range(args.repeats))
         phases = floor_phases()
+        imports_floor = statistics.median(
+            ray_train_floor(spec, f"imports{i}", _imports_only) for i in range(args.repeats)
+        )
         ray.shutdown()
     imports = {m: import_seconds(m) for m in ("ray", "ray.train", "ray.train.torch")}
     print(f"\n{args.arch}, {args.epochs} epoch(s), 2 Train workers, 8x32x32 clips, "
@@ -167,6 +178,7 @@ def main() -> None:
     print(f"Ray Train alone (a no-op train function, same 2 workers): {floor:.1f} s per run")
     for phase, seconds in phases.items():
         print(f"  its worker group, {phase}: {seconds:.2f} s")
+    print(f"Ray Train whose workers only import deepspeed and torch._dynamo: {imports_floor:.1f} s")
     for module, seconds in imports.items():
         print(f"a fresh process importing {module}: {seconds:.2f} s")
 
