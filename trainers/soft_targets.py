@@ -3,8 +3,9 @@
 Training randomness is a function of (seed, epoch, index) (`ClipDataset`), so the clip a
 student sees at (epoch, index) is known before it trains, whatever its world size or
 shuffle. The store holds the teacher's logits for every (epoch, index) of the students'
-epoch budget, computed once per teacher, data seed and clip settings (`compute_func`, a Ray
-Train job); students then index it and neither enhance nor run the teacher. Logits are kept
+epoch budget, computed once per teacher, data seed and clip settings: by the teacher's own
+job at its end (`write_requested`), or later by a Ray Train job of its own (`compute_func`);
+students then index it and neither enhance nor run the teacher. Logits are kept
 in the dtype the students' teacher would run in (fp32 on CPU, bf16 on GPU), so a student
 reading the store trains exactly as one running its teacher online (the idea of FKD, Shen &
 Xing 2022, without its lossy crops: ours are replayed from the seed).
