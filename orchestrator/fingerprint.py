@@ -87,7 +87,7 @@ def clips_key(job: JobConfig, resources: Resources, train_data: str) -> str:
 
 
 def _clips_identity(job: JobConfig, resources: Resources, train_data: str) -> dict:
-    return {
+    identity = {
         "data": train_data,
         "clip": job.clip.model_dump(mode="json"),
         "batch": job.optim.batch_size,  # conv kernels may differ by batch size: kept exact
@@ -95,6 +95,9 @@ def _clips_identity(job: JobConfig, resources: Resources, train_data: str) -> di
         "precision": resolved_precision(job.optim.precision, resources),
         "dlkdd": version("dlkdd"),
     }
+    if job.distill.top_k:  # stores of every logit keep the keys they had before top-k
+        identity["top_k"] = job.distill.top_k
+    return identity
 
 
 def resolved_precision(precision: str, resources: Resources) -> str:

@@ -48,6 +48,7 @@ def ensure_store(
         "previous": join(folder, f"{key}-e{held}.pt") if held else None,
         "destination": destination,
         "bf16": resolved_precision(job.optim.precision, resources) == "bf16",
+        "top_k": job.distill.top_k,
     }
     name = f"soft-targets-{key}-e{job.optim.epochs}"
     trainer = torch_trainer(soft_targets.compute_func, config, resources, storage, name)
@@ -80,6 +81,7 @@ def store_request(spec: Spec, seed: int, train_data: str) -> StoreRequest:
         batch_size=students.optim.batch_size,
         epochs=students.optim.epochs,
         bf16=resolved_precision(students.optim.precision, spec.resources) == "bf16",
+        top_k=students.distill.top_k,
     )
 
 

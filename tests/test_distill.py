@@ -53,3 +53,17 @@ def test_rejects_bad_temperature_or_alpha(t: float, a: float) -> None:
 def test_alpha_positive_needs_teacher() -> None:
     with pytest.raises(ValueError, match="teacher logits"):
         kd_loss(logits(0), None, torch.zeros(6, dtype=torch.long), 2.0, 0.5)
+
+
+def test_a_class_left_out_of_a_top_k_store_adds_nothing() -> None:
+    """Teacher logits of -inf (classes a top-k store left out): the KL is taken over the
+    kept classes' renormalised distribution, and loss and gradient stay finite."""
+    student = torch.tensor([[0.3, -1.2, 2.0, 0.5]], requires_grad=True)
+    teacher = torch.tensor([[1.5, float("-inf"), 0.2, float("-inf")]])
+    t = 2.0
+    loss = kd_loss(student, teacher, torch.tensor([2]), t, 1.0)
+    p = torch.softmax(torch.tensor([1.5, 0.2]) / t, 0)
+    log_q = torch.log_softmax(student.detach()[0] / t, 0)[[0, 2]]
+    assert torch.isclose(loss, t**2 * (p * (p.log() - log_q)).sum(), atol=1e-6)
+    loss.backward()
+    assert torch.isfinite(student.grad).all()

@@ -4,6 +4,7 @@ included; the store is computed by a sharded Ray Train job, reused and extended.
 
 from __future__ import annotations
 
+import math
 import shutil
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from orchestrator.spec import parse_spec
 from orchestrator.stores import ensure_store
 from tests.conftest import small_spec
 from trainers import export, models, schedule
-from trainers.config import JobConfig
+from trainers.config import JobConfig, StoreRequest
 from trainers.data.clips import ClipDataset, KeyedClips
 from trainers.data.epoch_sampler import EpochSampler
 from trainers.data.manifests import load_splits
@@ -31,6 +32,8 @@ from trainers.soft_targets import (
     assemble,
     logits_for,
     offered_by,
+    read,
+    write_requested,
 )
 from trainers.storage import local_copy, local_file, names_in
 
@@ -183,6 +186,52 @@ def test_a_teacher_job_leaves_its_students_store(teacher_run) -> None:
     logits = torch.load(local_file(store), weights_only=True)
     epochs = job.optim.epochs
     torch.testing.assert_close(logits, online_logits(job, 0, epochs), rtol=0, atol=1e-5)
-    # students on another seed have no store from this teacher: a job computes theirs
+    # students on another seed have no store from this teacher: a job computes theirs,
+    # here a top-1 store (gathered from 2 workers), which a student job trains from
     other = spec.job("student", teacher_dir=exported, alpha=0.7, seed=job.seed + 1)
-    assert ensure_store(other, spec.resources, storage) != store
+    other = other.model_copy(update={"distill": other.distill.model_copy(update={"top_k": 1})})
+    top1 = ensure_store(other, spec.resources, storage)
+    assert top1 != store
+    held = torch.load(local_file(top1), weights_only=True)
+    best = online_logits(other, 0, epochs).max(-1)
+    torch.testing.assert_close(held["values"][..., 0], best.values, rtol=0, atol=1e-5)
+    assert torch.equal(held["indices"][..., 0].long(), best.indices)
+    student = run_job(other.model_copy(update={"soft_target_store": top1}), spec.resources,
+                      storage, "top1-student")  # fmt: skip
+    assert student.error is None, student.error
+    assert all(math.isfinite(h["train_loss"]) for h in student.history)
+
+
+def test_the_teachers_end_writes_every_logit_or_the_top_k(
+    process_group, synth_root, random_teacher, tmp_path
+) -> None:
+    """The stores a teacher job is asked for, written as its end does (world size 1, in
+    this process): every logit, as the online teacher gives them; top-2, whose student
+    sees the 2 largest where the teacher put them and -inf elsewhere; top-k of every class,
+    from which a student trains as from the full store."""
+    job = small_job(synth_root, str(random_teacher))
+    _, meta = export.load(random_teacher)
+    classes = len(meta["classes"])
+    asked = {name: StoreRequest(key=name, clip=job.clip, seed=job.seed, epochs=job.optim.epochs,
+                                batch_size=job.optim.batch_size, bf16=False, top_k=k)
+             for name, k in (("all", None), ("top2", 2), ("every", classes))}  # fmt: skip
+    teacher = job.model_copy(update={"role": "teacher", "soft_targets_for": list(asked.values())})
+    enhancer = export.input_enhancer(random_teacher, meta)
+    model = lambda: export.load(random_teacher)[0]  # noqa: E731 (a fresh copy per store)
+    write_requested(teacher, model, enhancer, 0, 1, CPU, tmp_path)
+
+    def stored(name: str) -> StoredTeacher:
+        train_set = train_clips(job)
+        return read(str(tmp_path / f"{name}-e2.pt"), 2, len(train_set), FP32, CPU)
+
+    online = online_logits(job, 0, 2)
+    full = stored("all")
+    torch.testing.assert_close(full.logits, online, rtol=0, atol=1e-6)
+    keys = torch.tensor(every_key(train_clips(job), 0, 2))
+    top2 = stored("top2")(None, keys)
+    rows = online.flatten(0, 1)
+    kept = top2.isfinite()
+    assert kept.sum(1).eq(2).all() and torch.equal(top2[kept], rows[kept])
+    torch.testing.assert_close(top2.topk(2).values, rows.topk(2).values, rtol=0, atol=0)
+    losses = [step_losses(job, t)[0] for t in (full, stored("every"))]
+    torch.testing.assert_close(torch.tensor(losses[0]), torch.tensor(losses[1]), rtol=0, atol=1e-6)

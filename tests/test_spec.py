@@ -34,6 +34,9 @@ def test_unknown_enhancement_is_named(tmp_path: Path) -> None:
 def test_alpha_outside_unit_interval(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match=r"distill.alpha: Input should be less than or equal to 1"):
         parse_spec(spec_with(tmp_path, distill={"alpha": 1.5}))
+    with pytest.raises(SpecError, match=r"distill: .*top_k .* needs soft_targets: store"):
+        parse_spec(spec_with(tmp_path, distill={"soft_targets": "online", "top_k": 5}))
+    assert parse_spec(spec_with(tmp_path, distill={"top_k": 5})).job("teacher").distill.top_k == 5
 
 
 def test_missing_dataset_root(tmp_path: Path) -> None:

@@ -149,6 +149,22 @@ class DistillConfig(StrictModel):
         "(per teacher, data seed and clip settings, reused by later sweeps) and students "
         "read them; online: every student runs its teacher on each batch.",
     )
+    top_k: int | None = Field(
+        None,
+        ge=1,
+        description="store only: keep each clip's k largest teacher logits (datasets with "
+        "hundreds of classes); students distil from the teacher's distribution over those k "
+        "classes, renormalised. None keeps every logit.",
+    )
+
+    @model_validator(mode="after")
+    def _top_k_is_for_stores(self) -> DistillConfig:
+        if self.top_k is not None and self.soft_targets == "online":
+            raise ValueError(
+                "top_k keeps a stored teacher's largest logits: it needs "
+                "soft_targets: store (an online teacher gives every logit)"
+            )
+        return self
 
 
 class StoreRequest(StrictModel):
@@ -163,6 +179,7 @@ class StoreRequest(StrictModel):
     batch_size: int = Field(ge=1)
     epochs: int = Field(ge=1)
     bf16: bool
+    top_k: int | None = Field(None, ge=1)
 
 
 class JobConfig(StrictModel):

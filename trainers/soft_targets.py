@@ -71,14 +71,26 @@ class OnlineTeacher:
 
 
 class StoredTeacher:
-    """The teacher's logits for each (epoch, index), read from its store: [epochs, N, C]."""
+    """The teacher's logits for each (epoch, index), read from its store: [epochs, N, C]; or
+    from a top-k store its k largest ([epochs, N, k], with their class `indices`), every
+    other class at -inf (probability 0 at any temperature)."""
 
-    def __init__(self, logits: torch.Tensor) -> None:
-        self.logits = logits
+    def __init__(
+        self, logits: torch.Tensor, indices: torch.Tensor | None = None, classes: int = 0
+    ) -> None:
+        self.logits, self.indices, self.classes = logits, indices, classes
 
     def __call__(self, unit: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
-        keys = keys.to(self.logits.device)
-        return self.logits[keys[:, 0], keys[:, 1]]
+        e, i = keys.to(self.logits.device).unbind(1)
+        rows = self.logits[e, i]
+        if self.indices is None:
+            return rows
+        dense = rows.new_full((len(rows), self.classes), float("-inf"))
+        return dense.scatter_(1, self.indices[e, i].long(), rows)
+
+
+# A store as written: every logit [epochs, N, C], or top-k {"values", "indices", "classes"}
+Store = torch.Tensor | dict[str, Any]
 
 
 Teacher = OnlineTeacher | StoredTeacher
@@ -100,13 +112,13 @@ def teacher_for(job: JobConfig, train_set: ClipDataset, device, dtype) -> Teache
             "distill.soft_targets is 'store' but the job names no soft_target_store; "
             "dlkdd's commands compute the store before the student starts"
         )
-    logits = read(job.soft_target_store, job.optim.epochs, len(train_set), dtype, device)
-    return StoredTeacher(logits)
+    return read(job.soft_target_store, job.optim.epochs, len(train_set), dtype, device)
 
 
-def read(location: str, epochs: int, samples: int, dtype, device) -> torch.Tensor:
+def read(location: str, epochs: int, samples: int, dtype, device) -> StoredTeacher:
     """The store's logits, checked against the student that reads them."""
-    logits = torch.load(storage.local_file(location), map_location="cpu", weights_only=True)
+    held = torch.load(storage.local_file(location), map_location="cpu", weights_only=True)
+    logits = held if isinstance(held, torch.Tensor) else held["values"]
     problems = []
     if logits.shape[0] < epochs:
         problems.append(f"holds {logits.shape[0]} epochs, the student trains {epochs}")
@@ -116,7 +128,10 @@ def read(location: str, epochs: int, samples: int, dtype, device) -> torch.Tenso
         problems.append(f"holds {logits.dtype} logits, the student trains in {dtype}")
     if problems:
         raise ValueError(f"soft-target store {location}: " + "; ".join(problems))
-    return logits[:epochs].to(device)
+    if isinstance(held, torch.Tensor):
+        return StoredTeacher(logits[:epochs].to(device))
+    indices = held["indices"][:epochs].to(device)
+    return StoredTeacher(logits[:epochs].to(device), indices, held["classes"])
 
 
 def compute_func(config: dict[str, Any]) -> None:
@@ -134,11 +149,12 @@ def compute_func(config: dict[str, Any]) -> None:
                             "train", job.seed)  # fmt: skip
     started = time.perf_counter()
     loading = (job.optim.batch_size, job.dataset.num_workers)
-    logits = gathered_logits(teacher, train_set, first, last, loading, rank, world)
+    logits = gathered_logits(teacher, train_set, (first, last), loading, config["top_k"], rank,
+                             world)  # fmt: skip
     if rank == 0:
         if config["previous"]:
             earlier = torch.load(storage.local_file(config["previous"]), weights_only=True)
-            logits = torch.cat([earlier[:first], logits])
+            logits = joined(earlier, logits, first)
         write(logits, config["destination"])
         print(f"[soft targets] epochs {first + 1}..{last}: {len(train_set)} clips each, "
               f"{time.perf_counter() - started:.1f} s", flush=True)  # fmt: skip
@@ -163,7 +179,8 @@ def write_requested(
         teacher = OnlineTeacher.frozen(model(), enhancer, request.clip, device, dtype)
         train_set = ClipDataset(items, request.clip, "train", request.seed)
         loading = (request.batch_size, job.dataset.num_workers)
-        logits = gathered_logits(teacher, train_set, 0, request.epochs, loading, rank, world)
+        epochs = (0, request.epochs)
+        logits = gathered_logits(teacher, train_set, epochs, loading, request.top_k, rank, world)
         if rank == 0:
             folder.mkdir(parents=True, exist_ok=True)
             torch.save(logits, folder / f"{request.key}-e{request.epochs}.pt")
@@ -177,23 +194,42 @@ def offered_by(teacher_dir: str) -> str:
 def gathered_logits(
     teacher: OnlineTeacher,
     train_set: ClipDataset,
-    first: int,
-    last: int,
+    epochs: tuple[int, int],
     loading: tuple[int, int],
+    top_k: int | None,
     rank: int,
     world: int,
-) -> torch.Tensor | None:
+) -> Store | None:
     """The teacher's logits of every training clip of epochs [first, last), this rank's
     share computed here (`loading`: the students' batch size, loader processes), all of
-    them on rank 0 as [last - first, samples, classes]; None on the other ranks."""
+    them on rank 0 as [last - first, samples, classes] (with `top_k`: the k largest and
+    their classes); None on the other ranks."""
+    first, last = epochs
     keys = [(e, i) for e in range(first, last) for i in range(len(train_set))][rank::world]
     shard = logits_for(teacher, train_set, keys, *loading)
+    classes = shard.shape[1]
+    if top_k:
+        values, indices = shard.topk(min(top_k, classes), dim=1)
+        rows = {"values": values, "indices": indices.int()}
+    else:
+        rows = {"logits": shard}
     parts = [None] * world
     if dist.is_available() and dist.is_initialized():
-        dist.all_gather_object(parts, (keys, shard))
+        dist.all_gather_object(parts, (keys, rows))
     else:
-        parts = [(keys, shard)]
-    return assemble(parts, first, last, len(train_set)) if rank == 0 else None
+        parts = [(keys, rows)]
+    if rank != 0:
+        return None
+    held = {n: assemble([(k, r[n]) for k, r in parts], first, last, len(train_set)) for n in rows}
+    return held | {"classes": classes} if top_k else held["logits"]
+
+
+def joined(earlier: Store, later: Store, first: int) -> Store:
+    """An earlier store's first `first` epochs followed by the later epochs."""
+    if isinstance(earlier, torch.Tensor):
+        return torch.cat([earlier[:first], later])
+    fields = ("values", "indices")
+    return later | {n: torch.cat([earlier[n][:first], later[n]]) for n in fields}
 
 
 @torch.no_grad()
@@ -222,19 +258,20 @@ def logits_for(
 
 
 def assemble(parts, first: int, last: int, samples: int) -> torch.Tensor:
-    """Every worker's (keys, logits) -> one [last - first, samples, classes] tensor."""
+    """Every worker's (keys, rows) -> one [last - first, samples, ...] tensor."""
     _, shard = parts[0]
-    logits = torch.full((last - first, samples, shard.shape[1]), float("nan"), dtype=shard.dtype)
+    out = torch.zeros((last - first, samples, *shard.shape[1:]), dtype=shard.dtype)
+    filled = torch.zeros(last - first, samples, dtype=torch.bool)
     for keys, shard in parts:
         if keys:
-            k = torch.tensor(keys)
-            logits[k[:, 0] - first, k[:, 1]] = shard
-    if torch.isnan(logits).any():
+            e, i = torch.tensor(keys).unbind(1)
+            out[e - first, i], filled[e - first, i] = shard, True
+    if not filled.all():
         raise RuntimeError("soft-target store: some (epoch, index) got no logits")
-    return logits
+    return out
 
 
-def write(logits: torch.Tensor, destination: str) -> None:
+def write(logits: Store, destination: str) -> None:
     """Written whole to a new name (a store is never changed in place: nodes cache it)."""
     with tempfile.TemporaryDirectory() as d:
         torch.save(logits, Path(d) / "logits.pt")
