@@ -37,7 +37,7 @@ def ensure_store(
     folder = join(storage, FOLDER)
     held = newest(folder, key)
     if held < job.optim.epochs:
-        held = max(held, adopted(job, resources, train_data, folder, key))
+        held = max(held, adopted(job, resources, train_data, join(folder, key), held))
     if held >= job.optim.epochs:
         return join(folder, f"{key}-e{held}.pt")
     destination = join(folder, f"{key}-e{job.optim.epochs}.pt")
@@ -85,15 +85,15 @@ def store_request(spec: Spec, seed: int, train_data: str) -> StoreRequest:
     )
 
 
-def adopted(job: JobConfig, resources: Resources, train_data: str, folder: str, key: str) -> int:
-    """Copies into the store folder the store the student job's teacher wrote at its end
-    for such students, as `<key>-e<epochs>.pt`, when it holds more epochs than the folder
-    has; returns how many epochs it holds (0: the teacher wrote none)."""
+def adopted(job: JobConfig, resources: Resources, train_data: str, stem: str, held: int) -> int:
+    """Copies the store the student job's teacher wrote at its end for such students to
+    `<stem>-e<epochs>.pt` when it holds more epochs than the `held` already there; returns
+    how many epochs it holds (0: the teacher wrote none)."""
     offered = soft_targets.offered_by(job.teacher_dir)
     name = clips_key(job, resources, train_data)
     epochs = newest(offered, name)
-    if epochs > newest(folder, key):
-        copy(join(offered, f"{name}-e{epochs}.pt"), join(folder, f"{key}-e{epochs}.pt"))
+    if epochs > held:
+        copy(join(offered, f"{name}-e{epochs}.pt"), f"{stem}-e{epochs}.pt")
     return epochs
 
 

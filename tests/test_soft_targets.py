@@ -218,7 +218,7 @@ def test_the_teachers_end_writes_every_logit_or_the_top_k(
     teacher = job.model_copy(update={"role": "teacher", "soft_targets_for": list(asked.values())})
     enhancer = export.input_enhancer(random_teacher, meta)
     model = lambda: export.load(random_teacher)[0]  # noqa: E731 (a fresh copy per store)
-    write_requested(teacher, model, enhancer, 0, 1, CPU, tmp_path)
+    write_requested(teacher, train_clips(job).items, model, enhancer, 0, 1, CPU, tmp_path)
 
     def stored(name: str) -> StoredTeacher:
         train_set = train_clips(job)

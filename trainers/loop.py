@@ -236,8 +236,9 @@ def _finish(
         if job.soft_targets_for:  # a sweep's teacher: its students' stores, workers being up
             exported = partial(export.network, job.model.arch, len(classes), best_state)
             folder = Path(d) / soft_targets.OFFERED_DIR
+            items = splits["train"].items
             soft_targets.write_requested(
-                job, exported, enhancer, rank, world, engine.device, folder
+                job, items, exported, enhancer, rank, world, engine.device, folder
             )
             watch.lap("soft_targets")
         if rank == 0:

@@ -163,6 +163,7 @@ def compute_func(config: dict[str, Any]) -> None:
 
 def write_requested(
     job: JobConfig,
+    items: list[tuple[str, int]],
     model: Callable[[], nn.Module],
     enhancer: nn.Module | None,
     rank: int,
@@ -170,10 +171,10 @@ def write_requested(
     device,
     folder: Path,
 ) -> None:
-    """A teacher job's end (every rank): the stores `job.soft_targets_for` asks for, of the
-    weights it exports (`model()`: a fresh copy, as a student loads the export) with its
-    input enhancement, written by rank 0 into `folder` (beside the export)."""
-    items = load_splits(job.dataset)["train"].items
+    """A teacher job's end (every rank): the stores `job.soft_targets_for` asks for, over
+    its training list `items`, of the weights it exports (`model()`: a fresh copy, as a
+    student loads the export) with its input enhancement, written by rank 0 into `folder`
+    (beside the export)."""
     for request in job.soft_targets_for:
         dtype = torch.bfloat16 if request.bf16 else torch.float32
         teacher = OnlineTeacher.frozen(model(), enhancer, request.clip, device, dtype)
