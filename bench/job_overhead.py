@@ -34,7 +34,7 @@ from ray.train import RunConfig
 from ray.train.torch import TorchTrainer
 from tiny_study import tiny_data, tiny_spec
 
-from orchestrator import tracking
+from orchestrator import cluster, tracking
 from orchestrator.jobs import JobResult, finished, run_job, scaling
 from orchestrator.registry import ensure_model
 from orchestrator.spec import Spec
@@ -150,7 +150,7 @@ def main() -> None:
         data, work = Path(tmp) / "data", Path(tmp) / "work"
         tiny_data(data, per_class=8)
         spec = tiny_spec(data, work, "overhead", args.epochs, args.arch)
-        ray.init(num_cpus=3, include_dashboard=True, logging_level="WARNING")
+        print(cluster.connect(min_cpus=3))  # as `dlkdd` starts its own Ray
         tracking.connect(spec.tracking.uri, spec.tracking.experiment)
         teachers = [timed_job(spec, "teacher", f"t{i}", None) for i in range(args.repeats)]
         export = finished(spec.storage.resolved(), "t0").export_location

@@ -13,6 +13,12 @@ import yaml
 # Ray's per-report banners drown the epoch lines users watch.
 os.environ.setdefault("RAY_TRAIN_ENABLE_STATE_TRACKING", "0")
 
+# What a Ray of our own runs without. Train's preemption watcher, an actor that each Train
+# run starts to poll Ray for nodes being drained, has nothing to watch on one machine whose
+# Ray stops with this command; its process start cost a tiny job ~0.5 s on 2 cores
+# (bench/job_overhead.py). A cluster keeps Ray's default.
+OWN_RAY_ENV = {"RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0"}
+
 
 def connect(min_cpus: int = 1) -> str:
     """Idempotent: reuses an initialised Ray (tests, Ray Jobs), joins a running one, or
@@ -21,7 +27,8 @@ def connect(min_cpus: int = 1) -> str:
     A Ray of our own advertises at least `min_cpus` logical CPUs so that one trial (its
     function plus its Train workers) can start on a small machine; the cores are shared.
     It gets its dashboard: Train's placement-group cleaner needs the State API to free the
-    workers of a run whose controller died with its Tune trial. It stops with this process."""
+    workers of a run whose controller died with its Tune trial. It stops with this process,
+    and runs without what only a cluster needs (OWN_RAY_ENV)."""
     if ray.is_initialized():
         return f"Ray: using the connected cluster ({ray.get_runtime_context().gcs_address})"
     quiet = {"logging_level": logging.WARNING}
@@ -35,6 +42,8 @@ def connect(min_cpus: int = 1) -> str:
     except ConnectionError:
         pass
     num_cpus = max(os.cpu_count() or 1, min_cpus)
+    for key, value in OWN_RAY_ENV.items():  # before init: Ray's processes inherit them
+        os.environ.setdefault(key, value)
     ray.init(num_cpus=num_cpus, include_dashboard=True, **quiet)
     return f"Ray: started a local Ray with {num_cpus} logical CPUs (stops when this command ends)"
 

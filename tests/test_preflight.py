@@ -130,3 +130,43 @@ def test_sweep_joins_a_running_local_ray(ray_session, tmp_path) -> None:
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          timeout=120, check=True).stdout  # fmt: skip
     assert f"joined the local cluster at {ray.get_runtime_context().gcs_address}" in out
+
+
+NO_OP_TRAIN_RUN = """
+from ray.train import RunConfig, ScalingConfig
+from ray.train.torch import TorchTrainer
+from ray.util.state import list_actors
+TorchTrainer(lambda config: None, scaling_config=ScalingConfig(num_workers=1),
+             run_config=RunConfig(name="noop", storage_path={storage!r})).fit()
+here = ray.get_runtime_context().gcs_address  # two Rays run: name this one
+print(sorted({{a.class_name for a in list_actors(address=here, limit=10000)}}))
+"""
+
+
+def test_a_ray_of_its_own_runs_train_without_the_preemption_watcher(ray_session, tmp_path):
+    """On a machine with no Ray to join, connect() starts one whose Train runs have no
+    preemption watcher (nothing can be drained there); a joined Ray keeps Ray's default."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    no_ray_to_join = (  # the suite's Ray runs: make the join fail as it would with none
+        "import ray\nfrom orchestrator import cluster\nreal = ray.init\n"
+        "def init(address=None, **kw):\n"
+        "    if address == 'auto':\n        raise ConnectionError('no Ray to join')\n"
+        "    return real(address=address, **kw)\n"
+        "ray.init = init\nprint(cluster.connect(min_cpus=2))\n"
+    )
+    code = no_ray_to_join + NO_OP_TRAIN_RUN.format(storage=str(tmp_path / "own"))
+    own = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=300)  # fmt: skip
+    assert own.returncode == 0, own.stderr[-3000:]
+    assert "started a local Ray" in own.stdout
+    assert "RayTrainWorker" in own.stdout and "PreemptionWatcher" not in own.stdout
+    joined = "import ray\nfrom orchestrator.cluster import connect\nprint(connect())\n"
+    code = joined + NO_OP_TRAIN_RUN.format(storage=str(tmp_path / "joined"))
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                            text=True, timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "joined the local cluster" in result.stdout and "PreemptionWatcher" in result.stdout

@@ -167,3 +167,27 @@ def test_a_job_whose_workers_cannot_start_fails_naming_the_holder(
         remove_placement_group(hog)
     assert result.error and "worker group startup timed out" in result.error
     assert f"placement group {hog.id.hex()[:12]}: {{'CPU': 3.0}}" in result.error
+
+
+def test_workers_get_deepspeed_without_mlflow_and_with_the_venvs_ninja() -> None:
+    """A fresh process (a Train worker) gets DeepSpeed without its autotuner's mlflow
+    import, may still import mlflow itself afterwards, and builds DeepSpeed's ops with the
+    venv's ninja even when PATH leads elsewhere (as a plain `.venv/bin/dlkdd` run's does)."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    venv_bin = str(Path(sys.executable).parent)
+    path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if p != venv_bin)
+    code = (
+        "import shutil, sys\nfrom trainers.loop import imported_deepspeed\n"
+        "deepspeed = imported_deepspeed()\nfrom deepspeed.autotuning import autotuner\n"
+        "print('mlflow' in sys.modules, autotuner.has_mlflow, deepspeed.initialize.__name__)\n"
+        "import mlflow\nprint(mlflow.__name__)\nprint(shutil.which('ninja'))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, "PATH": path}, timeout=120,
+                         check=True).stdout.splitlines()  # fmt: skip
+    assert out[-3:-1] == ["False False initialize", "mlflow"]  # after DeepSpeed's banner
+    assert out[-1] == shutil.which("ninja", path=venv_bin)

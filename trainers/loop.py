@@ -8,6 +8,8 @@ best weights multi-view and export them. Scale and placement come from outside.
 from __future__ import annotations
 
 import json
+import os
+import sys
 import tempfile
 import time
 from functools import partial
@@ -67,9 +69,7 @@ def train_func(config: dict[str, Any]) -> None:
     sched = schedule.warmup_cosine(
         opt, round(job.optim.warmup_epochs * steps_per_epoch), job.optim.epochs * steps_per_epoch
     )
-    import deepspeed  # here, in the worker: imported, it prints its accelerator banner
-
-    engine, _, _, _ = deepspeed.initialize(
+    engine, _, _, _ = imported_deepspeed().initialize(
         model=model,
         optimizer=opt,
         lr_scheduler=sched,
@@ -130,6 +130,34 @@ def train_func(config: dict[str, Any]) -> None:
 
     _finish(job, engine, best_state, enhancer, classes, splits, rank, world, dtype, state,
             watch)  # fmt: skip
+
+
+def imported_deepspeed():
+    """DeepSpeed, imported here in the worker (imported, it prints its accelerator banner),
+    with the venv's tools leading PATH, and without MLflow: its autotuner, which dlkdd does
+    not run, imports mlflow when it is installed, 0.8 s of every worker's start
+    (bench/job_overhead.py). A `None` in sys.modules makes that import fail as if mlflow
+    were absent; it is removed after, so that the worker may import mlflow as usual."""
+    _venv_tools_first()
+    hidden = "mlflow" not in sys.modules
+    if hidden:
+        sys.modules["mlflow"] = None  # type: ignore[assignment]
+    try:
+        import deepspeed
+    finally:
+        if hidden:
+            del sys.modules["mlflow"]
+    return deepspeed
+
+
+def _venv_tools_first() -> None:
+    """The venv's bin leads PATH, so that the CPU comm op DeepSpeed builds on first use is
+    built by the ninja the venv pins. A system ninja of another version hashes the build
+    differently, and each switch between the two (the tests' PATH and a plain `dlkdd`'s)
+    rebuilt it: 27 s of a job's engine phase here."""
+    tools, path = str(Path(sys.executable).parent), os.environ.get("PATH", "")
+    if path.split(os.pathsep)[0] != tools:
+        os.environ["PATH"] = os.pathsep.join([tools, path]) if path else tools
 
 
 class Stopwatch:
