@@ -16,6 +16,7 @@ student's epochs x clips per epoch).
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -25,7 +26,7 @@ import torch
 from ray import tune
 from tiny_study import tiny_data, tiny_spec
 
-from orchestrator import jobs
+from orchestrator import cluster, jobs
 from orchestrator.search import tune_space
 from orchestrator.spec import Spec
 from orchestrator.stores import FOLDER
@@ -161,7 +162,9 @@ def main() -> None:
         # each approach with its own storage and MLflow: no teacher is shared between them
         specs = {kind: bench_spec(data, Path(tmp) / kind, args.samples, args.epochs, kind)
                  for kind in ("store", "online")}  # fmt: skip
-        # With the dashboard, as dlkdd runs: Train's placement-group cleaner needs its State API.
+        # As dlkdd starts its own Ray: with the dashboard (Train's placement-group cleaner
+        # needs its State API) and without what only a cluster needs.
+        os.environ.update(cluster.OWN_RAY_ENV)
         ray.init(num_cpus=args.cpus, include_dashboard=True, logging_level="WARNING")
         costs = {f"dlkdd {kind}": dlkdd_cost(spec) for kind, spec in specs.items()}
         r = specs["online"].resources
