@@ -243,6 +243,7 @@ def _finish(
     job, engine, best_state, enhancer, classes, splits, rank, world, dtype, state, watch
 ) -> None:
     """Multi-view test of the best weights, export, and the final report (with checkpoint)."""
+    best_state = _rank0s(best_state, engine.device)
     engine.module.load_state_dict(best_state)
     test_set = _shard(ClipDataset(splits["test"].items, job.clip, "test"), rank, world)
     metrics = _evaluate(engine, _loader(test_set, job), enhancer, job, len(classes), "test", dtype)
@@ -273,6 +274,20 @@ def _finish(
             (Path(d) / PHASES_FILE).write_text(json.dumps(watch.metrics()))
         metrics.update(watch.metrics())
         ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(d))
+
+
+def _rank0s(state: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    """Rank 0's `state` on every rank, in place. Rank 0 alone exports its best weights, and
+    BatchNorm's running statistics differ between ranks (DeepSpeed, unlike DDP, does not
+    broadcast buffers; each rank tracks its own batches), so the multi-view test and the
+    students' soft targets, computed by every rank, are of exactly the exported model."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return state
+    for value in state.values():
+        on_device = value.to(device)  # NCCL broadcasts device tensors only
+        dist.broadcast(on_device, src=0)
+        value.copy_(on_device)
+    return state
 
 
 def _meta(job: JobConfig, classes: list[str], metrics: dict[str, float]) -> dict[str, Any]:
