@@ -13,11 +13,17 @@ import yaml
 # Ray's per-report banners drown the epoch lines users watch.
 os.environ.setdefault("RAY_TRAIN_ENABLE_STATE_TRACKING", "0")
 
-# What a Ray of our own runs without. Train's preemption watcher, an actor that each Train
-# run starts to poll Ray for nodes being drained, has nothing to watch on one machine whose
-# Ray stops with this command; its process start cost a tiny job ~0.5 s on 2 cores
-# (bench/job_overhead.py). A cluster keeps Ray's default.
-OWN_RAY_ENV = {"RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0"}
+# How a Ray of our own (one machine, stopped with this command) runs Train, for the quick
+# start of small jobs (bench/job_overhead.py; a cluster keeps jobs.trainer's settings):
+# - without the preemption watcher, an actor each Train run starts to poll Ray for nodes
+#   being drained: there is none to drain, and its process start cost a tiny job ~0.5 s;
+# - checking its workers every 0.1 s, not 0.5 s: a job's end waits three checks. Each check
+#   is a task event per worker, and Ray keeps a bounded number of them for its State API
+#   and dashboard; on a cluster of long jobs, history matters more than a second a job.
+OWN_RAY_ENV = {
+    "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0",
+    "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.1",
+}
 
 
 def connect(min_cpus: int = 1) -> str:

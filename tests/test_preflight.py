@@ -143,9 +143,10 @@ print(sorted({{a.class_name for a in list_actors(address=here, limit=10000)}}))
 """
 
 
-def test_a_ray_of_its_own_runs_train_without_the_preemption_watcher(ray_session, tmp_path):
+def test_a_ray_of_its_own_runs_train_for_quick_small_jobs(ray_session, tmp_path):
     """On a machine with no Ray to join, connect() starts one whose Train runs have no
-    preemption watcher (nothing can be drained there); a joined Ray keeps Ray's default."""
+    preemption watcher (nothing can be drained there) and check their workers every 0.1 s;
+    a joined Ray keeps the watcher."""
     import os
     import subprocess
     import sys
@@ -158,11 +159,14 @@ def test_a_ray_of_its_own_runs_train_without_the_preemption_watcher(ray_session,
         "    return real(address=address, **kw)\n"
         "ray.init = init\nprint(cluster.connect(min_cpus=2))\n"
     )
-    code = no_ray_to_join + NO_OP_TRAIN_RUN.format(storage=str(tmp_path / "own"))
+    checks = "import os\nprint(ray.get(ray.remote(lambda: os.environ[{!r}]).remote()))\n"
+    code = no_ray_to_join + checks.format("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S")
+    code += NO_OP_TRAIN_RUN.format(storage=str(tmp_path / "own"))
     own = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          timeout=300)  # fmt: skip
     assert own.returncode == 0, own.stderr[-3000:]
     assert "started a local Ray" in own.stdout
+    assert "\n0.1\n" in own.stdout  # its processes check Train workers every 0.1 s
     assert "RayTrainWorker" in own.stdout and "PreemptionWatcher" not in own.stdout
     joined = "import ray\nfrom orchestrator.cluster import connect\nprint(connect())\n"
     code = joined + NO_OP_TRAIN_RUN.format(storage=str(tmp_path / "joined"))
