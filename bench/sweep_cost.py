@@ -16,7 +16,6 @@ student's epochs x clips per epoch).
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -164,7 +163,7 @@ def main() -> None:
                  for kind in ("store", "online")}  # fmt: skip
         # As dlkdd starts its own Ray: with the dashboard (Train's placement-group cleaner
         # needs its State API) and without what only a cluster needs.
-        os.environ.update(cluster.OWN_RAY_ENV)
+        cluster.use_own_ray_env()
         ray.init(num_cpus=args.cpus, include_dashboard=True, logging_level="WARNING")
         costs = {f"dlkdd {kind}": dlkdd_cost(spec) for kind, spec in specs.items()}
         r = specs["online"].resources

@@ -26,6 +26,13 @@ OWN_RAY_ENV = {
 }
 
 
+def use_own_ray_env() -> None:
+    """OWN_RAY_ENV where this process's environment does not say otherwise; called before
+    `ray.init` starts a Ray of our own, whose processes inherit it."""
+    for key, value in OWN_RAY_ENV.items():
+        os.environ.setdefault(key, value)
+
+
 def connect(min_cpus: int = 1) -> str:
     """Idempotent: reuses an initialised Ray (tests, Ray Jobs), joins a running one, or
     starts one; returns a line that says which, for the command's first lines of output.
@@ -48,8 +55,7 @@ def connect(min_cpus: int = 1) -> str:
     except ConnectionError:
         pass
     num_cpus = max(os.cpu_count() or 1, min_cpus)
-    for key, value in OWN_RAY_ENV.items():  # before init: Ray's processes inherit them
-        os.environ.setdefault(key, value)
+    use_own_ray_env()
     ray.init(num_cpus=num_cpus, include_dashboard=True, **quiet)
     return f"Ray: started a local Ray with {num_cpus} logical CPUs (stops when this command ends)"
 

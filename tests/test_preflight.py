@@ -159,9 +159,9 @@ def test_a_ray_of_its_own_runs_train_for_quick_small_jobs(ray_session, tmp_path)
         "    return real(address=address, **kw)\n"
         "ray.init = init\nprint(cluster.connect(min_cpus=2))\n"
     )
-    checks = "import os\nprint(ray.get(ray.remote(lambda: os.environ[{!r}]).remote()))\n"
-    code = no_ray_to_join + checks.format("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S")
-    code += NO_OP_TRAIN_RUN.format(storage=str(tmp_path / "own"))
+    interval = "import os\nprint(ray.get(ray.remote(lambda: os.environ["
+    interval += "'RAY_TRAIN_HEALTH_CHECK_INTERVAL_S']).remote()))\n"  # in a Ray task
+    code = no_ray_to_join + interval + NO_OP_TRAIN_RUN.format(storage=str(tmp_path / "own"))
     own = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          timeout=300)  # fmt: skip
     assert own.returncode == 0, own.stderr[-3000:]
