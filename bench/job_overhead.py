@@ -31,11 +31,10 @@ from pathlib import Path
 import mlflow
 import ray
 from ray.train import RunConfig
-from ray.train.torch import TorchTrainer
 from tiny_study import tiny_data, tiny_spec
 
 from orchestrator import cluster, tracking
-from orchestrator.jobs import JobResult, finished, run_job, scaling
+from orchestrator.jobs import JobResult, JobTrainer, finished, run_job, scaling
 from orchestrator.registry import ensure_model
 from orchestrator.spec import Spec
 from orchestrator.stores import ensure_store, store_requests
@@ -103,9 +102,10 @@ def _imports_only(config: dict) -> None:
 
 
 def ray_train_floor(spec: Spec, name: str, train_func=_noop) -> float:
-    """Seconds of a Train run of the same size whose workers do nothing (but `train_func`)."""
+    """Seconds of a Train run of the same size whose workers do nothing (but `train_func`),
+    on the trainer dlkdd's jobs run on."""
     started = time.time()
-    TorchTrainer(
+    JobTrainer(
         train_func, scaling_config=scaling(spec.resources),
         run_config=RunConfig(name=name, storage_path=spec.storage.resolved()),
     ).fit()  # fmt: skip

@@ -15,12 +15,17 @@ from typing import Any
 import ray
 from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
+from ray.train.v2._internal.callbacks.placement_group_callback import (
+    PlacementGroupCleanerCallback,
+)
 
 from orchestrator.cluster import capacity
+from orchestrator.pg_cleaner import SharedCleanerCallback
 from orchestrator.spec import Resources
 from trainers import export
 from trainers.config import JobConfig
 from trainers.loop import EXPORT_DIR, HISTORY_FILE, PHASES_FILE, STATE_FILE, train_func
+from trainers.process_group import ProcessGroupConfig
 from trainers.storage import join, local_copy, newest_holding, read_text
 
 SLOTS_RECHECK_S = 5.0  # how often queued jobs look for a node that has joined
@@ -67,6 +72,20 @@ def jobs_at_once(resources: Resources, trial_cpus: int = 0) -> int:
     return resources.max_concurrent_trials or fitting(resources, capacity(), trial_cpus)
 
 
+class JobTrainer(TorchTrainer):
+    """Ray's TorchTrainer, less two costs of each run's start: its controller imports no
+    torch (trainers/process_group.py), and one placement-group cleaner serves all runs
+    instead of a new one per run (orchestrator/pg_cleaner.py)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, torch_config=ProcessGroupConfig(), **kwargs)
+
+    def _create_default_callbacks(self) -> list:
+        callbacks = super()._create_default_callbacks()
+        return [SharedCleanerCallback() if isinstance(c, PlacementGroupCleanerCallback) else c
+                for c in callbacks]  # fmt: skip
+
+
 def trainer(
     job: JobConfig,
     resources: Resources,
@@ -95,7 +114,7 @@ def torch_trainer(
     final reports, then its end, wait three checks (6 s at Ray's interval;
     bench/job_overhead.py). Train passes the setting from here to controller and workers."""
     os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.5")
-    return TorchTrainer(
+    return JobTrainer(
         func,
         train_loop_config=config,
         scaling_config=scaling(resources),

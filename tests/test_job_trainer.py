@@ -1,0 +1,101 @@
+"""The trainer of dlkdd's jobs: its torch process group set up with no torch in Train's
+controller (trainers/process_group.py), and the one placement-group cleaner that its runs
+share (orchestrator/pg_cleaner.py)."""
+
+import os
+import signal
+import threading
+import time
+
+import ray
+from ray.train import RunConfig, ScalingConfig
+from ray.train.torch import TorchTrainer
+from ray.util.placement_group import placement_group_table
+from ray.util.state import get_actor, list_actors
+
+from orchestrator.jobs import JobTrainer
+from orchestrator.pg_cleaner import cleaner
+from tests.controller_probe import TorchInController
+
+
+def _all_reduce(config: dict) -> dict:
+    import torch
+    import torch.distributed as dist
+
+    ranks = torch.tensor([float(dist.get_rank() + 1)])
+    dist.all_reduce(ranks)
+    world = int(os.environ["WORLD_SIZE"])  # set for torchrun-style code, as Ray's is
+    return {"sum": ranks.item(), "world": world, "backend": dist.get_backend()}
+
+
+def test_workers_join_one_process_group_and_the_controller_imports_no_torch(ray_session, tmp_path):
+    """Two workers all-reduce over gloo as under Ray's TorchConfig, whose controller
+    imports torch where dlkdd's does not."""
+    for trainer_class, torch_there in ((JobTrainer, "False"), (TorchTrainer, "True")):
+        probe = tmp_path / f"{trainer_class.__name__}.torch"
+        run = RunConfig(name=trainer_class.__name__, storage_path=str(tmp_path),
+                        callbacks=[TorchInController(probe)])  # fmt: skip
+        result = trainer_class(_all_reduce, scaling_config=ScalingConfig(num_workers=2),
+                               run_config=run).fit()  # fmt: skip
+        assert result.return_value == {"sum": 3.0, "world": 2, "backend": "gloo"}
+        assert probe.read_text() == torch_there, trainer_class
+
+
+def _sleep(config: dict) -> None:
+    time.sleep(120)
+
+
+def _until(condition, timeout_s: float = 60.0):
+    deadline = time.monotonic() + timeout_s
+    while not (value := condition()):
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)
+    return value
+
+
+def _train_cleaners() -> int:
+    """How many of Train's own per-run cleaners this Ray has started."""
+    return len(list_actors(filters=[("class_name", "=", "PlacementGroupCleaner")], limit=10000))
+
+
+def test_a_killed_controllers_workers_are_freed_by_the_shared_cleaner(ray_session, tmp_path):
+    """A run's controller killed without clean-up (as with its Tune trial) leaves its
+    placement group to the shared cleaner, which removes it; the run starts no cleaner of
+    Train's own."""
+    before = _train_cleaners()
+    run = RunConfig(name="killed", storage_path=str(tmp_path))
+    trainer = JobTrainer(_sleep, scaling_config=ScalingConfig(num_workers=2), run_config=run)
+    failed: list[BaseException] = []
+
+    def fit() -> None:
+        try:
+            trainer.fit()
+        except BaseException as err:  # the controller's death reaches fit()
+            failed.append(err)
+
+    running = threading.Thread(target=fit)
+    running.start()
+    shared = cleaner()
+    watched = _until(lambda: ray.get(shared.watched.remote()))
+    ((controller_id, group),) = watched.items()
+    assert placement_group_table(group)["state"] == "CREATED"
+    os.kill(get_actor(controller_id).pid, signal.SIGKILL)
+    _until(lambda: placement_group_table(group)["state"] == "REMOVED")
+    running.join(timeout=60)
+    assert failed and not running.is_alive()
+    assert ray.get(shared.watched.remote()) == {}
+    assert _train_cleaners() == before
+
+
+def test_runs_that_end_well_are_forgotten(ray_session, tmp_path):
+    """Runs that end by themselves leave nothing watched, and all share one cleaner."""
+    for i in range(2):
+        run = RunConfig(name=f"ok-{i}", storage_path=str(tmp_path))
+        JobTrainer(
+            lambda config: None, scaling_config=ScalingConfig(num_workers=1), run_config=run
+        ).fit()
+    shared = cleaner()
+    _until(lambda: ray.get(shared.watched.remote()) == {}, timeout_s=10)
+    alive = list_actors(filters=[("class_name", "=", "SharedPlacementGroupCleaner"),
+                                 ("state", "=", "ALIVE")])  # fmt: skip
+    assert len(alive) == 1
