@@ -54,18 +54,26 @@ class SharedPlacementGroupCleaner:
     def _watch_forever(self) -> None:
         while True:
             time.sleep(CHECK_INTERVAL_S)
-            for controller_id, group in list(self._groups.items()):
-                if _is_dead(controller_id):
-                    _remove(group, controller_id)
-                    self._groups.pop(controller_id, None)
+            for controller_id in list(self._groups):
+                try:
+                    self._free_if_dead(controller_id)
+                except Exception:  # a State API or GCS hiccup must not end the watch
+                    logger.exception("Could not free Train controller %s's group", controller_id)
+
+    def _free_if_dead(self, controller_id: str) -> None:
+        """Takes the group registered last: one that a controller registered just before
+        it died, arriving after this, is freed the next round."""
+        if not _is_dead(controller_id) or (group := self._groups.pop(controller_id, None)) is None:
+            return
+        try:
+            _remove(group, controller_id)
+        except Exception:
+            self._groups.setdefault(controller_id, group)  # tried again next round
+            raise
 
 
 def _is_dead(actor_id: str) -> bool:
-    try:
-        state = get_actor(actor_id, timeout=STATE_API_TIMEOUT_S)
-    except Exception as err:  # the State API restarting: ask again next round
-        logger.warning("Could not ask Ray whether Train controller %s lives: %s", actor_id, err)
-        return False
+    state = get_actor(actor_id, timeout=STATE_API_TIMEOUT_S)
     return state is not None and state.state == "DEAD"
 
 
