@@ -77,13 +77,18 @@ class JobTrainer(TorchTrainer):
     torch (trainers/process_group.py), and one placement-group cleaner serves all runs
     instead of a new one per run (orchestrator/pg_cleaner.py)."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, torch_config=ProcessGroupConfig(), **kwargs)
+    def __init__(
+        self, *args: Any, torch_config: ProcessGroupConfig | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, torch_config=torch_config or ProcessGroupConfig(), **kwargs)
 
     def _create_default_callbacks(self) -> list:
+        """Train's callbacks, its cleaner replaced by ours, which goes first: a group is
+        watched before the process group is set up, where a controller may hang or die."""
         callbacks = super()._create_default_callbacks()
-        return [SharedCleanerCallback() if isinstance(c, PlacementGroupCleanerCallback) else c
-                for c in callbacks]  # fmt: skip
+        return [SharedCleanerCallback()] + [
+            c for c in callbacks if not isinstance(c, PlacementGroupCleanerCallback)
+        ]
 
 
 def trainer(

@@ -10,9 +10,11 @@ ray-project/ray#65447 proposes upstream. Hand-written: Train's cleaner serves on
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import ray
@@ -26,50 +28,61 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-CLEANER_NAME = "dlkdd-placement-group-cleaner"
+# A detached actor outlives the code it was started from: a cluster that runs a newer dlkdd
+# starts the newer cleaner beside any older one (idle once its runs are gone).
+CLEANER_NAME = (
+    "dlkdd-placement-group-cleaner-" + hashlib.sha1(Path(__file__).read_bytes()).hexdigest()[:10]
+)
 CLEANER_NAMESPACE = "dlkdd"
 CHECK_INTERVAL_S = 1.0
 STATE_API_TIMEOUT_S = 10
+WATCH_TIMEOUT_S = 60  # a cleaner that cannot answer in this long leaves the run unguarded
 HEAD_NODE = "node:__internal_head__"  # a resource only the head has: the cleaner lives there
 
 
 class SharedPlacementGroupCleaner:
-    """Removes the placement group of each watched controller once Ray reports it DEAD.
-    Only DEAD counts: a State API query that fails or finds nothing leaves a run alone,
-    since removing a live run's group would end it."""
+    """Removes the placement group of each watched controller once Ray reports it DEAD, and
+    stops watching a group its controller removed. Only DEAD counts: a State API query that
+    fails or finds nothing leaves a run alone, since removing a live run's group ends it."""
 
     def __init__(self) -> None:
         self._groups: dict[str, PlacementGroup] = {}  # controller actor id -> its group
+        self._lock = threading.Lock()  # watch() runs beside the watching thread
         threading.Thread(target=self._watch_forever, daemon=True).start()
 
     def watch(self, controller_id: str, group: PlacementGroup) -> None:
-        self._groups[controller_id] = group  # a restarted worker group replaces the old one
-
-    def forget(self, controller_id: str) -> None:
-        self._groups.pop(controller_id, None)
+        with self._lock:  # a restarted worker group replaces the old one
+            self._groups[controller_id] = group
 
     def watched(self) -> dict[str, PlacementGroup]:
-        return dict(self._groups)
+        with self._lock:
+            return dict(self._groups)
 
     def _watch_forever(self) -> None:
         while True:
             time.sleep(CHECK_INTERVAL_S)
-            for controller_id in list(self._groups):
+            for controller_id, group in self.watched().items():
                 try:
-                    self._free_if_dead(controller_id)
+                    self._check(controller_id, group)
                 except Exception:  # a State API or GCS hiccup must not end the watch
-                    logger.exception("Could not free Train controller %s's group", controller_id)
+                    logger.exception("Could not check Train controller %s", controller_id)
 
-    def _free_if_dead(self, controller_id: str) -> None:
-        """Takes the group registered last: one that a controller registered just before
-        it died, arriving after this, is freed the next round."""
-        if not _is_dead(controller_id) or (group := self._groups.pop(controller_id, None)) is None:
-            return
-        try:
-            _remove(group, controller_id)
-        except Exception:
-            self._groups.setdefault(controller_id, group)  # tried again next round
-            raise
+    def _check(self, controller_id: str, group: PlacementGroup) -> None:
+        """Frees the group of a dead controller; either way, a removed group is done with.
+        A group registered while this ran is a new one, and is kept for the next round."""
+        if not _removed(group):
+            if not _is_dead(controller_id):
+                return
+            logger.warning("Train controller %s died: removing its placement group %s",
+                           controller_id, group.id.hex())  # fmt: skip
+            remove_placement_group(group)
+        with self._lock:
+            if self._groups.get(controller_id) == group:
+                del self._groups[controller_id]
+
+
+def _removed(group: PlacementGroup) -> bool:
+    return placement_group_table(group).get("state", "REMOVED") == "REMOVED"
 
 
 def _is_dead(actor_id: str) -> bool:
@@ -77,18 +90,11 @@ def _is_dead(actor_id: str) -> bool:
     return state is not None and state.state == "DEAD"
 
 
-def _remove(group: PlacementGroup, controller_id: str) -> None:
-    if placement_group_table(group).get("state", "REMOVED") == "REMOVED":
-        return  # the controller removed it before it died
-    logger.warning("Train controller %s died: removing its placement group %s",
-                   controller_id, group.id.hex())  # fmt: skip
-    remove_placement_group(group)
-
-
 def cleaner() -> ray.actor.ActorHandle:
-    """The Ray's cleaner, started by the first run that asks."""
+    """The Ray's cleaner, started by the first run that asks; restarted if its process dies
+    (the runs it watched then are unguarded; later ones are watched again)."""
     return (
-        ray.remote(num_cpus=0)(SharedPlacementGroupCleaner)
+        ray.remote(num_cpus=0, max_restarts=-1)(SharedPlacementGroupCleaner)
         .options(
             name=CLEANER_NAME,
             namespace=CLEANER_NAMESPACE,
@@ -102,18 +108,16 @@ def cleaner() -> ray.actor.ActorHandle:
 
 
 class SharedCleanerCallback(ControllerCallback, WorkerGroupCallback):
-    """In a Train controller: has the shared cleaner watch this run's placement group."""
+    """In a Train controller: has the shared cleaner watch this run's placement group. As
+    with Train's own cleaner, a cleaner that fails leaves a warning, not a failed run."""
 
     def after_controller_start(self, train_run_context: TrainRunContext) -> None:
         self._controller_id = ray.get_runtime_context().get_actor_id()
-        self._cleaner = cleaner()
 
     def after_worker_group_start(self, worker_group: WorkerGroup) -> None:
         group = worker_group.get_worker_group_state().placement_group_handle.placement_group
-        ray.get(self._cleaner.watch.remote(self._controller_id, group))
-
-    async def before_controller_shutdown(self) -> None:
-        self._cleaner.forget.remote(self._controller_id)
-
-    def before_controller_abort(self) -> None:
-        self._cleaner.forget.remote(self._controller_id)
+        try:
+            ray.get(cleaner().watch.remote(self._controller_id, group), timeout=WATCH_TIMEOUT_S)
+        except Exception as err:
+            logger.warning("The placement-group cleaner did not take group %s (%s): it is "
+                           "not freed if this controller dies", group.id.hex(), err)  # fmt: skip

@@ -8,7 +8,6 @@ from typing import Any
 
 from ray import tune
 from ray.tune import ResultGrid
-from ray.tune.integration.ray_train import TuneReportCallback
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
 from orchestrator import jobs
@@ -24,6 +23,7 @@ from orchestrator.search import (
 )
 from orchestrator.spec import Resources, Spec
 from orchestrator.tracking_tune import StudentTracker
+from orchestrator.tune_report import SyncedTuneReportCallback
 from trainers import stopping
 
 
@@ -37,18 +37,6 @@ class CooperativeASHA(ASHAScheduler):
             stopping.flags().stop.remote(trial.trial_id)
             return TrialScheduler.CONTINUE
         return decision
-
-
-class SyncedTuneReportCallback(TuneReportCallback):
-    """TuneReportCallback that returns only once Tune has taken the report. Upstream returns
-    as soon as the report is queued, so fit() can end before Tune took the final one; Tune's
-    trainable then holds two results for a one-slot queue and deadlocks. That happens when
-    the driver is slow to ask for results (say, while it retries an unreachable MLflow)."""
-
-    def after_report(self, run_context, metrics, checkpoint) -> None:
-        super().after_report(run_context, metrics, checkpoint)
-        while not self._training_actor_item_queue.empty():
-            time.sleep(0.2)
 
 
 def student_trial(

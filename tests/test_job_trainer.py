@@ -6,15 +6,18 @@ import os
 import signal
 import threading
 import time
+from pathlib import Path
 
 import ray
-from ray.train import RunConfig, ScalingConfig
+from ray import tune
+from ray.train import FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 from ray.util.placement_group import placement_group_table
 from ray.util.state import get_actor, list_actors
 
 from orchestrator.jobs import JobTrainer
 from orchestrator.pg_cleaner import cleaner
+from orchestrator.tune_report import SyncedTuneReportCallback
 from tests.controller_probe import TorchInController
 
 
@@ -41,7 +44,37 @@ def test_workers_join_one_process_group_and_the_controller_imports_no_torch(ray_
         assert probe.read_text() == torch_there, trainer_class
 
 
-def _sleep(config: dict) -> None:
+def _report_world(config: dict) -> None:
+    import torch.distributed as dist
+
+    ray.train.report({"world": dist.get_world_size()})
+
+
+def _student_like_trial(config: dict) -> None:
+    """A sweep trial's job as students.student_trial starts it: its reports reach Tune
+    through the callback that the trial's Train controller unpickles."""
+    callbacks = [SyncedTuneReportCallback(), TorchInController(config["probe"])]
+    run = RunConfig(name="in-tune", storage_path=config["storage"], callbacks=callbacks)
+    JobTrainer(_report_world, scaling_config=ScalingConfig(num_workers=2), run_config=run).fit()
+
+
+def test_a_sweep_trials_controller_imports_no_torch(ray_session, tmp_path):
+    probe = tmp_path / "trial.torch"
+    space = {"storage": str(tmp_path / "train"), "probe": probe}
+    run = tune.RunConfig(storage_path=str(tmp_path / "tune"))
+    grid = tune.Tuner(_student_like_trial, param_space=space, run_config=run).fit()
+    assert grid[0].metrics["world"] == 2
+    assert probe.read_text() == "False"
+
+
+def _fail_once_then_sleep(config: dict) -> None:
+    """Rank 0's first attempt fails, so Train starts a second worker group."""
+    first, second = Path(config["first"]), Path(config["second"])
+    if ray.train.get_context().get_world_rank() == 0:
+        if not first.exists():
+            first.touch()
+            raise RuntimeError("the first attempt fails")
+        second.touch()
     time.sleep(120)
 
 
@@ -60,11 +93,15 @@ def _train_cleaners() -> int:
 
 def test_a_killed_controllers_workers_are_freed_by_the_shared_cleaner(ray_session, tmp_path):
     """A run's controller killed without clean-up (as with its Tune trial) leaves its
-    placement group to the shared cleaner, which removes it; the run starts no cleaner of
+    placement group to the shared cleaner, which removes it: the group of the worker group
+    Train restarted after a failure, not the first one. The run starts no cleaner of
     Train's own."""
     before = _train_cleaners()
-    run = RunConfig(name="killed", storage_path=str(tmp_path))
-    trainer = JobTrainer(_sleep, scaling_config=ScalingConfig(num_workers=2), run_config=run)
+    marks = {"first": str(tmp_path / "first"), "second": str(tmp_path / "second")}
+    run = RunConfig(name="killed", storage_path=str(tmp_path),
+                    failure_config=FailureConfig(max_failures=1))  # fmt: skip
+    trainer = JobTrainer(_fail_once_then_sleep, train_loop_config=marks,
+                         scaling_config=ScalingConfig(num_workers=2), run_config=run)  # fmt: skip
     failed: list[BaseException] = []
 
     def fit() -> None:
@@ -73,17 +110,20 @@ def test_a_killed_controllers_workers_are_freed_by_the_shared_cleaner(ray_sessio
         except BaseException as err:  # the controller's death reaches fit()
             failed.append(err)
 
+    shared = cleaner()
+    others = ray.get(shared.watched.remote())
     running = threading.Thread(target=fit)
     running.start()
-    shared = cleaner()
-    watched = _until(lambda: ray.get(shared.watched.remote()))
-    ((controller_id, group),) = watched.items()
-    assert placement_group_table(group)["state"] == "CREATED"
+    _until(lambda: Path(marks["second"]).exists())
+    ((controller_id, group),) = _until(lambda: [
+        (c, g) for c, g in ray.get(shared.watched.remote()).items()
+        if c not in others and placement_group_table(g)["state"] == "CREATED"
+    ])  # fmt: skip
     os.kill(get_actor(controller_id).pid, signal.SIGKILL)
     _until(lambda: placement_group_table(group)["state"] == "REMOVED")
     running.join(timeout=60)
     assert failed and not running.is_alive()
-    assert ray.get(shared.watched.remote()) == {}
+    _until(lambda: controller_id not in ray.get(shared.watched.remote()), timeout_s=10)
     assert _train_cleaners() == before
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import ray
@@ -34,6 +34,10 @@ class ProcessGroupConfig(BackendConfig):
 
     backend: str | None = None
     timeout_s: int = 1800
+
+    def to_dict(self) -> dict[str, Any]:
+        """What Train's state export records of the run's backend, as for TorchConfig."""
+        return asdict(self)
 
     @property
     def backend_cls(self) -> type[Backend]:
