@@ -8,6 +8,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 import ray
 from ray import tune
 from ray.train import FailureConfig, RunConfig, ScalingConfig
@@ -33,8 +34,12 @@ def _all_reduce(config: dict) -> dict:
 
 def test_workers_join_one_process_group_and_the_controller_imports_no_torch(ray_session, tmp_path):
     """Two workers all-reduce over gloo as under Ray's TorchConfig, whose controller
-    imports torch where dlkdd's does not."""
-    for trainer_class, torch_there in ((JobTrainer, "False"), (TorchTrainer, "True")):
+    imports torch where dlkdd's does not, and whose run starts a DatasetManager actor."""
+    for trainer_class, torch_there, managers in (
+        (JobTrainer, "False", 0),
+        (TorchTrainer, "True", 1),
+    ):
+        before = _started("DatasetManager")
         probe = tmp_path / f"{trainer_class.__name__}.torch"
         run = RunConfig(name=trainer_class.__name__, storage_path=str(tmp_path),
                         callbacks=[TorchInController(probe)])  # fmt: skip
@@ -42,6 +47,12 @@ def test_workers_join_one_process_group_and_the_controller_imports_no_torch(ray_
                                run_config=run).fit()  # fmt: skip
         assert result.return_value == {"sum": 3.0, "world": 2, "backend": "gloo"}
         assert probe.read_text() == torch_there, trainer_class
+        assert _started("DatasetManager") - before == managers, trainer_class
+
+
+def test_job_trainer_takes_no_ray_datasets():
+    with pytest.raises(ValueError, match="no Ray Datasets"):
+        JobTrainer(_all_reduce, datasets={"train": object()})
 
 
 def _report_world(config: dict) -> None:
@@ -86,9 +97,9 @@ def _until(condition, timeout_s: float = 60.0):
     return value
 
 
-def _train_cleaners() -> int:
-    """How many of Train's own per-run cleaners this Ray has started."""
-    return len(list_actors(filters=[("class_name", "=", "PlacementGroupCleaner")], limit=10000))
+def _started(class_name: str) -> int:
+    """How many actors of this class this Ray has started."""
+    return len(list_actors(filters=[("class_name", "=", class_name)], limit=10000))
 
 
 def test_a_killed_controllers_workers_are_freed_by_the_shared_cleaner(ray_session, tmp_path):
@@ -96,7 +107,7 @@ def test_a_killed_controllers_workers_are_freed_by_the_shared_cleaner(ray_sessio
     placement group to the shared cleaner, which removes it: the group of the worker group
     Train restarted after a failure, not the first one. The run starts no cleaner of
     Train's own."""
-    before = _train_cleaners()
+    before = _started("PlacementGroupCleaner")
     marks = {"first": str(tmp_path / "first"), "second": str(tmp_path / "second")}
     run = RunConfig(name="killed", storage_path=str(tmp_path),
                     failure_config=FailureConfig(max_failures=1))  # fmt: skip
@@ -124,7 +135,7 @@ def test_a_killed_controllers_workers_are_freed_by_the_shared_cleaner(ray_sessio
     running.join(timeout=60)
     assert failed and not running.is_alive()
     _until(lambda: controller_id not in ray.get(shared.watched.remote()), timeout_s=10)
-    assert _train_cleaners() == before
+    assert _started("PlacementGroupCleaner") == before
 
 
 def test_runs_that_end_well_are_forgotten(ray_session, tmp_path):
