@@ -113,11 +113,12 @@ class SharedCleanerCallback(ControllerCallback, WorkerGroupCallback):
 
     def after_controller_start(self, train_run_context: TrainRunContext) -> None:
         self._controller_id = ray.get_runtime_context().get_actor_id()
+        self._cleaner = cleaner()  # a Ray's first run starts it here, while its workers start
 
     def after_worker_group_start(self, worker_group: WorkerGroup) -> None:
         group = worker_group.get_worker_group_state().placement_group_handle.placement_group
         try:
-            ray.get(cleaner().watch.remote(self._controller_id, group), timeout=WATCH_TIMEOUT_S)
+            ray.get(self._cleaner.watch.remote(self._controller_id, group), timeout=WATCH_TIMEOUT_S)
         except Exception as err:
             logger.warning("The placement-group cleaner did not take group %s (%s): it is "
                            "not freed if this controller dies", group.id.hex(), err)  # fmt: skip
